@@ -1,0 +1,256 @@
+"""Reference-topic matching (提案参考题目): rank topics per proposal, flag proposals no topic fits.
+
+Topics are short titles, proposals long texts, so topics are encoded as e5 `query:` and
+proposals as `passage:` (the asymmetric use e5 was trained for). The ranking score is a
+logistic model over four features per (proposal, topic):
+
+- `cosine`: raw embedding cosine;
+- `cosine_rel`: cosine minus the proposal's mean cosine over all topics (e5 cosines sit
+  in a narrow band, so what matters is how far a topic stands out for this proposal);
+- `gap`: cosine minus the proposal's best cosine (0 for its top topic);
+- `lexical`: character 1-2-gram TF-IDF cosine, which catches shared names (places,
+  programmes) that embeddings blur.
+
+The default weights (`DEFAULT_WEIGHTS`) were fitted by `training/dedup_calibration.py
+--topics` on labelled (proposal, topic) pairs; the output is a calibrated probability
+that the proposal answers the topic. `no_topic` is set when no topic reaches `threshold`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "Topic",
+    "TopicMatch",
+    "TopicWeights",
+    "coverage",
+    "coverage_table",
+    "lexical_similarity",
+    "match_topics",
+    "read_topics",
+    "topic_features",
+]
+
+TOPIC_FEATURES: tuple[str, ...] = ("cosine", "cosine_rel", "gap", "lexical")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One reference topic."""
+
+    topic_id: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class TopicWeights:
+    """Logistic weights over `TOPIC_FEATURES` and the no-topic threshold."""
+
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float = 0.5
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# Fitted by `python -m training.dedup_calibration --topics` (see that module).
+DEFAULT_WEIGHTS = TopicWeights(
+    coef=(-14.6964, 62.3985, 37.258, 41.4773),
+    intercept=6.0703,
+    threshold=0.5,
+    info={"fitted_on": "demo topics_2024: 82 proposals x 77 topics, e5-small"},
+)
+
+
+def read_topics(path: Path | str) -> list[Topic]:
+    """Read a topics file: CSV/XLSX with `topic_id` and `topic` columns, or TXT one a line.
+
+    TXT topics get ids T001, T002, ... in file order. A CSV/XLSX without `topic_id` gets
+    the same numbering; one without `topic` (or 题目/参考题目) is an error naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    suffix = path.suffix.lower()
+    if suffix in (".txt", ""):
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines()]
+        texts = [ln for ln in lines if ln]
+        topics = [Topic(f"T{i + 1:03d}", t) for i, t in enumerate(texts)]
+    elif suffix in (".csv", ".xlsx", ".xlsm"):
+        headers, rows = _read_table(path)
+        topic_col = next(
+            (h for h in ("topic", "题目", "参考题目", "topic_description") if h in headers), None
+        )
+        if topic_col is None:
+            raise ValueError(f"{path}: no 'topic' column (found: {', '.join(headers)})")
+        id_col = next((h for h in ("topic_id", "编号", "id") if h in headers), None)
+        topics = []
+        for n, row in enumerate(rows):
+            text = (row.get(topic_col) or "").strip()
+            if not text:
+                raise ValueError(f"{path}: row {n + 2}: empty '{topic_col}'")
+            tid = (row.get(id_col) or "").strip() if id_col else ""
+            topics.append(Topic(tid or f"T{n + 1:03d}", text))
+    else:
+        raise ValueError(f"{path}: topics file must be .csv, .xlsx or .txt, not '{suffix}'")
+    if not topics:
+        raise ValueError(f"{path}: no topics found")
+    from model.text import normalize_text
+
+    topics = [Topic(t.topic_id, normalize_text(t.topic)) for t in topics]
+    seen: set[str] = set()
+    for t in topics:
+        if t.topic_id in seen:
+            raise ValueError(f"{path}: duplicate topic_id '{t.topic_id}'")
+        seen.add(t.topic_id)
+    return topics
+
+
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    try:
+        from model.records import read_table
+    except ImportError:  # records module not available: plain CSV only
+        if path.suffix.lower() != ".csv":
+            raise
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            return list(reader.fieldnames or []), [dict(r) for r in reader]
+    headers, rows = read_table(path)
+    return list(headers), [dict(r) for r in rows]
+
+
+def lexical_similarity(proposals: Sequence[str], topics: Sequence[str]) -> np.ndarray:
+    """Character 1-2-gram TF-IDF cosine, shape (n_proposals, n_topics)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+    vec.fit(list(proposals) + list(topics))
+    p = vec.transform(proposals)
+    t = vec.transform(topics)
+    return np.asarray((p @ t.T).toarray(), dtype=np.float64)
+
+
+def topic_features(cosines: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    """Features (n_proposals, n_topics, len(TOPIC_FEATURES)) from cosine and lexical matrices."""
+    cos = np.asarray(cosines, dtype=np.float64)
+    rel = cos - cos.mean(axis=1, keepdims=True)
+    gap = cos - cos.max(axis=1, keepdims=True)
+    return np.stack([cos, rel, gap, np.asarray(lexical, dtype=np.float64)], axis=-1)
+
+
+@dataclass(frozen=True)
+class TopicMatch:
+    """Ranked topics for one proposal."""
+
+    id: str
+    topics: list[tuple[str, float]]  # (topic_id, calibrated score), best first
+    no_topic: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSONL record written by `tian topics`."""
+        return {
+            "id": self.id,
+            "topics": [{"topic_id": t, "score": round(s, 4)} for t, s in self.topics],
+            "no_topic": self.no_topic,
+        }
+
+
+def match_topics(
+    proposal_ids: Sequence[str],
+    proposal_texts: Sequence[str],
+    proposal_vectors: np.ndarray,
+    topics: Sequence[Topic],
+    topic_vectors: np.ndarray,
+    *,
+    top_k: int = 5,
+    weights: TopicWeights = DEFAULT_WEIGHTS,
+) -> list[TopicMatch]:
+    """Rank topics for each proposal by calibrated score; flag those no topic fits."""
+    if len(proposal_ids) != len(proposal_texts) or len(proposal_ids) != len(proposal_vectors):
+        raise ValueError("proposal ids, texts and vectors must have the same length")
+    if len(topics) != len(topic_vectors):
+        raise ValueError("topics and topic vectors must have the same length")
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    if not proposal_ids:
+        return []
+    cos = np.asarray(proposal_vectors, dtype=np.float32) @ np.asarray(topic_vectors, np.float32).T
+    lex = lexical_similarity(proposal_texts, [t.topic for t in topics])
+    feats = topic_features(cos, lex)
+    z = feats @ np.asarray(weights.coef) + weights.intercept
+    probs = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+    k = min(top_k, len(topics))
+    out = []
+    for i, pid in enumerate(proposal_ids):
+        order = np.argsort(-probs[i], kind="stable")[:k]
+        ranked = [(topics[j].topic_id, float(probs[i, j])) for j in order]
+        out.append(TopicMatch(pid, ranked, no_topic=ranked[0][1] < weights.threshold))
+    return out
+
+
+def coverage(
+    matches: Sequence[TopicMatch], topics: Sequence[Topic], *, threshold: float = 0.5
+) -> dict[str, Any]:
+    """How many proposals answer each topic (a ranked topic at or above `threshold`).
+
+    Returns a JSON-ready dict: `topics` (topic_id, topic, count, proposal ids), `topics_without_proposals`,
+    `proposals_without_topic`.
+    """
+    answered: dict[str, list[str]] = {t.topic_id: [] for t in topics}
+    without = []
+    for m in matches:
+        hits = [tid for tid, s in m.topics if s >= threshold]
+        for tid in hits:
+            answered.setdefault(tid, []).append(m.id)
+        if not hits:
+            without.append(m.id)
+    rows = [
+        {
+            "topic_id": t.topic_id,
+            "topic": t.topic,
+            "count": len(answered[t.topic_id]),
+            "proposals": answered[t.topic_id],
+        }
+        for t in topics
+    ]
+    return {
+        "threshold": threshold,
+        "topics": rows,
+        "topics_without_proposals": [r["topic_id"] for r in rows if r["count"] == 0],
+        "proposals_without_topic": without,
+    }
+
+
+def coverage_table(report: dict[str, Any], *, width: int = 40) -> str:
+    """A readable table of a coverage report, topics with most proposals first."""
+    lines = [f"{'topic_id':<10} {'count':>5}  topic"]
+    for row in sorted(report["topics"], key=lambda r: (-r["count"], r["topic_id"])):
+        text = row["topic"] if len(row["topic"]) <= width else row["topic"][: width - 1] + "…"
+        lines.append(f"{row['topic_id']:<10} {row['count']:>5}  {text}")
+    lines.append(
+        f"topics with no proposal: {len(report['topics_without_proposals'])}; "
+        f"proposals with no topic: {len(report['proposals_without_topic'])}"
+    )
+    return "\n".join(lines)
+
+
+def weights_from_json(path: Path | str) -> TopicWeights:
+    """Load topic weights saved by the calibration script (same fields as `TopicWeights`)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    coef = tuple(float(x) for x in data["coef"])
+    if len(coef) != len(TOPIC_FEATURES):
+        raise ValueError(f"{path}: expected {len(TOPIC_FEATURES)} topic weights, got {len(coef)}")
+    return TopicWeights(
+        coef,
+        float(data["intercept"]),
+        float(data.get("threshold", 0.5)),
+        dict(data.get("info", {})),
+    )

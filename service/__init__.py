@@ -1,0 +1,4 @@
+"""The reviewer service: FastAPI app, storage, sign-in, review pages, import and export.
+
+Imports ``model`` only, never ``training`` or ``datasets``.
+"""

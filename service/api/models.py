@@ -1,0 +1,59 @@
+"""Model bundles: list, promote (hot swap without failed requests), roll back. Admins only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from starlette.concurrency import run_in_threadpool
+
+from service.deps import AdminUser, CurrentUser, StateDep
+from service.registry_runtime import ModelUnavailable, UnknownModel
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+
+
+def _live(state: Any) -> dict[str, Any]:
+    live = state.runtime.current
+    prev = state.runtime.previous
+    return {
+        "live": live.version if live else None,
+        "kind": live.kind if live else None,
+        "previous": prev.version if prev else None,
+        "notice": state.runtime.notice,
+    }
+
+
+@router.get("")
+def list_models(state: StateDep, user: CurrentUser) -> dict[str, Any]:
+    """Bundles in the registry (newest first) and the model loaded now."""
+    note: str | None = None
+    try:
+        bundles = state.runtime.list()
+    except ModelUnavailable as exc:
+        bundles, note = [], str(exc)
+    return {**_live(state), "bundles": bundles, "registry_notice": note}
+
+
+@router.post("/{version}/promote")
+async def promote(version: str, state: StateDep, user: AdminUser) -> dict[str, Any]:
+    """Load ``version`` fully, then swap it in; the previous model stays for rollback."""
+    try:
+        await run_in_threadpool(state.runtime.promote, version)
+    except UnknownModel as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ModelUnavailable as exc:
+        raise HTTPException(409, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(422, f"model {version!r} cannot be loaded: {exc}") from None
+    return _live(state)
+
+
+@router.post("/rollback")
+async def rollback(state: StateDep, user: AdminUser) -> dict[str, Any]:
+    """Back to the previously live model."""
+    try:
+        await run_in_threadpool(state.runtime.rollback)
+    except ModelUnavailable as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _live(state)

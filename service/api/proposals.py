@@ -1,0 +1,195 @@
+"""Proposals: the filtered queue, one proposal in full, its decisions and duplicates."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from service.analysis import pairs_touching
+from service.api.common import YearPath, YearQuery, get_proposal
+from service.deps import CurrentUser, SessionDep, WriterUser
+from service.models import Decision, Proposal, Topic, TopicMatch
+from service.review import (
+    SORTS,
+    DecisionError,
+    decision_dict,
+    latest_suggestions,
+    queue,
+    record_decision,
+    views,
+)
+
+router = APIRouter(prefix="/api/proposals", tags=["proposals"])
+
+
+@router.get("")
+def list_proposals(
+    session: SessionDep,
+    user: CurrentUser,
+    year: YearQuery,
+    status: Literal["pending", "reviewed"] | None = None,
+    category: str | None = None,
+    unit: str | None = None,
+    min_confidence: float | None = Query(default=None, ge=0, le=1),
+    max_confidence: float | None = Query(default=None, ge=0, le=1),
+    needs_attention: bool | None = None,
+    q: str | None = Query(default=None, max_length=200),
+    sort: str = "id",
+    descending: bool = False,
+    limit: int = Query(default=100, ge=1, le=5000),
+    offset: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    """The year's review queue with filters and sorting (``sort``: id, confidence, status, category)."""
+    if sort not in SORTS:
+        raise HTTPException(422, f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+    items = queue(
+        session,
+        year,
+        status=status,
+        category=category,
+        unit=unit,
+        min_confidence=min_confidence,
+        max_confidence=max_confidence,
+        needs_attention=needs_attention,
+        q=q,
+        sort=sort,
+        descending=descending,
+    )
+    page = items[offset : offset + limit]
+    return {"total": len(items), "items": [_brief(v.to_dict()) for v in page]}
+
+
+def _brief(d: dict[str, Any]) -> dict[str, Any]:
+    d.pop("suggestion", None)
+    return d
+
+
+def proposal_detail(session: Any, p: Proposal) -> dict[str, Any]:
+    """Everything the proposal page shows (no proposer: personal data stays in the database)."""
+    view = views(session, [p])[0].to_dict()
+    s = latest_suggestions(session, [p.id]).get(p.id)
+    view.update(
+        {
+            "content": p.content,
+            "time": p.time,
+            "extra": p.extra,
+            "imported": {"category": p.category, "main_unit": p.main_unit, "co_units": p.co_units},
+            "why": s.explanation if s else {},
+            "duplicates": duplicates_of(session, p),
+            "topics": topics_of(session, p),
+            "decisions": [
+                decision_dict(d, p.pid, p.year)
+                for d in session.scalars(
+                    select(Decision).where(Decision.proposal_id == p.id).order_by(Decision.id)
+                )
+            ],
+        }
+    )
+    return view
+
+
+def duplicates_of(session: Any, p: Proposal, evidence: bool = False) -> list[dict[str, Any]]:
+    """Likely duplicates of ``p`` (this year and earlier), best first, with their handling units."""
+    out = []
+    for pair in pairs_touching(session, p.id):
+        other = session.get(
+            Proposal, pair.proposal_b if pair.proposal_a == p.id else pair.proposal_a
+        )
+        other_view = views(session, [other])[0]
+        item: dict[str, Any] = {
+            "year": other.year,
+            "id": other.pid,
+            "title": other.title,
+            "score": round(pair.score, 4),
+            "kind": pair.kind,
+            "category": other_view.current.get("category"),
+            "main_unit": other_view.current.get("main_unit"),
+            "co_units": other_view.current.get("co_units") or [],
+            "merge_group": other_view.current.get("merge_group"),
+        }
+        if evidence:
+            from model.evidence import pair_evidence
+
+            item["content"] = other.content
+            item["evidence"] = pair_evidence(p.text, other.text)
+        out.append(item)
+    return out
+
+
+def topics_of(session: Any, p: Proposal) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(TopicMatch, Topic)
+        .join(Topic, Topic.id == TopicMatch.topic_row_id)
+        .where(TopicMatch.proposal_id == p.id)
+        .order_by(TopicMatch.rank)
+    )
+    return [{"topic_id": t.topic_id, "topic": t.topic, "score": round(m.score, 4)} for m, t in rows]
+
+
+@router.get("/{year}/{pid}")
+def get_one(year: YearPath, pid: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """One proposal: suggestion, why, duplicates, topics and decisions."""
+    return proposal_detail(session, get_proposal(session, year, pid))
+
+
+@router.get("/{year}/{pid}/duplicates")
+def get_duplicates(
+    year: YearPath, pid: str, session: SessionDep, user: CurrentUser
+) -> dict[str, Any]:
+    """Likely duplicates with the overlapping passages (character offsets into each text)."""
+    p = get_proposal(session, year, pid)
+    return {
+        "id": p.pid,
+        "year": p.year,
+        "text": p.text,
+        "duplicates": duplicates_of(session, p, True),
+    }
+
+
+class DecisionIn(BaseModel):
+    """One reviewer action (see :func:`service.review.record_decision`)."""
+
+    action: Literal["accept", "set", "merge", "unmerge"]
+    field: Literal["category", "main_unit", "co_units"] | None = None
+    value: str | list[str] | None = Field(default=None)
+    note: str = Field(default="", max_length=1000)
+
+
+@router.get("/{year}/{pid}/decisions")
+def list_decisions(
+    year: YearPath, pid: str, session: SessionDep, user: CurrentUser
+) -> list[dict[str, Any]]:
+    p = get_proposal(session, year, pid)
+    rows = session.scalars(
+        select(Decision).where(Decision.proposal_id == p.id).order_by(Decision.id)
+    )
+    return [decision_dict(d, p.pid, p.year) for d in rows]
+
+
+@router.post("/{year}/{pid}/decisions", status_code=201)
+def add_decision(
+    year: YearPath, pid: str, body: DecisionIn, session: SessionDep, user: WriterUser
+) -> dict[str, Any]:
+    """Record a decision; returns the decision rows made and the proposal's new state."""
+    p = get_proposal(session, year, pid)
+    try:
+        made = record_decision(
+            session,
+            p,
+            user,
+            action=body.action,
+            field_name=body.field,
+            value=body.value,
+            note=body.note,
+        )
+    except DecisionError as exc:
+        session.rollback()
+        raise HTTPException(422, str(exc)) from None
+    session.commit()
+    return {
+        "decisions": [decision_dict(d, p.pid, p.year) for d in made],
+        "proposal": _brief(views(session, [p])[0].to_dict()),
+    }

@@ -1,0 +1,79 @@
+"""The model admin page: bundles in the registry, promote one, roll back."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from service.deps import AdminUser, CurrentUser, FormCsrf, StateDep, WriterUser
+from service.pages.common import render
+from service.registry_runtime import ModelUnavailable
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(
+    request: Request, state: StateDep, user: object, status: int = 200, **extra: object
+) -> HTMLResponse:
+    try:
+        bundles, note = state.runtime.list(), None
+    except ModelUnavailable as exc:
+        bundles, note = [], str(exc)
+    live, prev = state.runtime.current, state.runtime.previous
+    with state.factory() as session:
+        from sqlalchemy import select
+
+        from service.models import Proposal
+
+        years = list(
+            session.scalars(select(Proposal.year).distinct().order_by(Proposal.year.desc()))
+        )
+    return render(
+        request,
+        "models.html",
+        status,
+        user=user,
+        bundles=bundles,
+        registry_notice=note,
+        live=live.version if live else None,
+        previous=prev.version if prev else None,
+        years=years,
+        **extra,
+    )
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(request: Request, state: StateDep, user: CurrentUser) -> HTMLResponse:
+    return _page(request, state, user, message=None, error=None)
+
+
+@router.post("/models/{version}/promote", dependencies=[FormCsrf])
+async def promote(request: Request, version: str, state: StateDep, user: AdminUser) -> Response:
+    try:
+        await run_in_threadpool(state.runtime.promote, version)
+    except (ModelUnavailable, ValueError) as exc:
+        return _page(request, state, user, 409, message=None, error=f"无法启用 {version}：{exc}")
+    return RedirectResponse("/models?done=promote", status_code=303)
+
+
+@router.post("/models/rollback", dependencies=[FormCsrf])
+async def rollback(request: Request, state: StateDep, user: AdminUser) -> Response:
+    try:
+        await run_in_threadpool(state.runtime.rollback)
+    except ModelUnavailable as exc:
+        return _page(request, state, user, 409, message=None, error=f"无法回滚：{exc}")
+    return RedirectResponse("/models?done=rollback", status_code=303)
+
+
+@router.post("/analyse", dependencies=[FormCsrf])
+def analyse(
+    request: Request, state: StateDep, user: WriterUser, year: str = Form(default="")
+) -> Response:
+    """Re-run suggestions (for the live model), duplicates and topics of a year."""
+    from service.api.imports import queue_analysis
+
+    if not year.isdigit() or not 1900 <= int(year) <= 2100:
+        return _page(request, state, user, 422, message=None, error="请选择要重新分析的年度。")
+    job = queue_analysis(state, [int(year)], None)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)

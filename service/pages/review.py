@@ -1,0 +1,224 @@
+"""The review queue, the proposal page and the decision form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from service.api.common import OptionalYearQuery, YearPath, get_proposal
+from service.api.proposals import duplicates_of, proposal_detail
+from service.api.topics import coverage_report
+from service.deps import CurrentUser, FormCsrf, SessionDep, WriterUser
+from service.models import Proposal
+from service.pages.common import render, this_year
+from service.review import SORTS, DecisionError, queue, record_decision
+
+router = APIRouter(include_in_schema=False)
+
+
+def years(session: Any) -> list[int]:
+    return list(session.scalars(select(Proposal.year).distinct().order_by(Proposal.year.desc())))
+
+
+def _opt_float(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    return RedirectResponse("/queue", status_code=303)
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    year: OptionalYearQuery = None,
+    status: str = "",
+    category: str = "",
+    unit: str = "",
+    min_confidence: str = "",
+    max_confidence: str = "",
+    attention: str = "",
+    q: str = "",
+    sort: str = "id",
+    desc: str = "",
+) -> HTMLResponse:
+    all_years = years(session)
+    year = year or (all_years[0] if all_years else this_year())
+    items = queue(
+        session,
+        year,
+        status=status or None,
+        category=category or None,
+        unit=unit or None,
+        min_confidence=_opt_float(min_confidence),
+        max_confidence=_opt_float(max_confidence),
+        needs_attention=True if attention else None,
+        q=q or None,
+        sort=sort if sort in SORTS else "id",
+        descending=bool(desc),
+    )
+    everything = queue(session, year)
+    live = request.app.state.tian.runtime.current
+    labels = dict(live.classifier.labels) if live is not None else {}
+    categories = sorted(
+        set(labels.get("category", []))
+        | {v.current["category"] for v in everything if v.current.get("category")}
+    )
+    units = sorted(
+        set(labels.get("main_unit", []))
+        | {v.current["main_unit"] for v in everything if v.current.get("main_unit")}
+    )
+    return render(
+        request,
+        "queue.html",
+        user=user,
+        year=year,
+        years=all_years,
+        items=items,
+        total=len(everything),
+        counts={
+            "pending": sum(v.status == "pending" for v in everything),
+            "reviewed": sum(v.status == "reviewed" for v in everything),
+            "attention": sum(v.needs_attention for v in everything),
+            "duplicates": sum(v.likely_duplicate for v in everything),
+        },
+        categories=categories,
+        units=units,
+        filters={
+            "status": status,
+            "category": category,
+            "unit": unit,
+            "min_confidence": min_confidence,
+            "max_confidence": max_confidence,
+            "attention": attention,
+            "q": q,
+            "sort": sort,
+            "desc": desc,
+        },
+    )
+
+
+def proposal_context(request: Request, session: Any, p: Proposal) -> dict[str, Any]:
+    """What the proposal page shows: the detail, duplicates side by side, similar past ones."""
+    from service.highlight import segments
+    from service.similar import similar_past
+
+    detail = proposal_detail(session, p)
+    text = p.text
+    dups = duplicates_of(session, p, evidence=True)
+    for d in dups:
+        passages = d["evidence"]["passages"]
+        d["mine"] = segments(text, [(x["a_start"], x["a_end"]) for x in passages])
+        d["theirs"] = segments(_text_of(session, d), [(x["b_start"], x["b_end"]) for x in passages])
+        d["overlap_chars"] = sum(x["a_end"] - x["a_start"] for x in passages)
+    detail["duplicates"] = dups
+    live = request.app.state.tian.runtime.current
+    labels = dict(live.classifier.labels) if live is not None else {}
+    return {
+        "p": detail,
+        "similar": similar_past(session, p),
+        "labels": labels,
+        "abstain_notes": abstain_notes(detail.get("suggestion")),
+    }
+
+
+def _text_of(session: Any, d: dict[str, Any]) -> str:
+    other = session.scalar(
+        select(Proposal).where(Proposal.year == d["year"], Proposal.pid == d["id"])
+    )
+    return other.text if other is not None else ""
+
+
+HEAD_TEXT = {"category": "类别", "main_unit": "主办单位"}
+
+
+def abstain_notes(suggestion: dict[str, Any] | None) -> dict[str, str]:
+    """Plain words for each head the model abstains on: its prediction set and coverage."""
+    notes: dict[str, str] = {}
+    for head, info in ((suggestion or {}).get("abstain") or {}).items():
+        if head not in HEAD_TEXT or not info.get("flag"):
+            continue
+        coverage = info.get("coverage")
+        level = f"{float(coverage) * 100:.0f}%" if coverage is not None else "设定的"
+        members = "、".join(info.get("prediction_set") or [])
+        notes[head] = (
+            f"模型在{level}置信水平下无法确定唯一{HEAD_TEXT[head]}，候选：{members}。请人工判断。"
+        )
+    return notes
+
+
+@router.get("/proposals/{year}/{pid}", response_class=HTMLResponse)
+def proposal_page(
+    request: Request, year: YearPath, pid: str, session: SessionDep, user: CurrentUser
+) -> HTMLResponse:
+    p = get_proposal(session, year, pid)
+    return render(
+        request, "proposal.html", user=user, error=None, **proposal_context(request, session, p)
+    )
+
+
+@router.post("/proposals/{year}/{pid}/decide", dependencies=[FormCsrf])
+def decide(
+    request: Request,
+    year: YearPath,
+    pid: str,
+    session: SessionDep,
+    user: WriterUser,
+    action: str = Form(...),
+    field: str = Form(default=""),
+    value: str = Form(default="", max_length=2000),
+    note: str = Form(default="", max_length=1000),
+) -> Response:
+    p = get_proposal(session, year, pid)
+    parsed: Any = value
+    if field == "co_units":
+        parsed = [
+            v.strip() for v in value.replace("，", "、").replace(",", "、").split("、") if v.strip()
+        ]
+    try:
+        record_decision(
+            session,
+            p,
+            user,
+            action=action,
+            field_name=field or None,
+            value=parsed if field == "co_units" else (parsed or None),
+            note=note,
+        )
+    except DecisionError as exc:
+        session.rollback()
+        return render(
+            request,
+            "proposal.html",
+            422,
+            user=user,
+            error=str(exc),
+            **proposal_context(request, session, p),
+        )
+    session.commit()
+    return RedirectResponse(f"/proposals/{year}/{pid}", status_code=303)
+
+
+@router.get("/topics", response_class=HTMLResponse)
+def topics_page(
+    request: Request, session: SessionDep, user: CurrentUser, year: OptionalYearQuery = None
+) -> HTMLResponse:
+    all_years = years(session)
+    year = year or (all_years[0] if all_years else this_year())
+    return render(
+        request,
+        "topics.html",
+        user=user,
+        year=year,
+        years=all_years,
+        report=coverage_report(session, year),
+    )

@@ -1,0 +1,32 @@
+// Progress page: poll the job until it is done, then show its result or its errors.
+(function () {
+  const box = document.getElementById("job");
+  if (!box || !box.dataset.job) return;
+  const id = box.dataset.job;
+  const text = (s) => { const d = document.createElement("div"); d.textContent = s; return d; };
+  async function poll() {
+    const r = await fetch(`/api/jobs/${id}`, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const job = await r.json();
+    document.getElementById("job-status").textContent = job.status;
+    document.getElementById("job-message").textContent = job.message || "";
+    const bar = document.getElementById("job-progress");
+    bar.max = job.total || 1; bar.value = job.done;
+    document.getElementById("job-count").textContent = `${job.done} / ${job.total}`;
+    if (job.status === "done" || job.status === "failed") {
+      const spinner = box.querySelector(".spinner"); if (spinner) spinner.hidden = true;
+      const out = document.getElementById("job-result");
+      const res = job.result || {};
+      if (res.errors) {
+        out.appendChild(text(res.detail));
+        for (const e of res.errors) out.appendChild(text(`第 ${e.row ?? "-"} 行 ${e.column ?? ""} ${e.id ?? ""}：${e.message}`));
+      } else if (job.status === "done" && job.kind === "import") {
+        out.appendChild(text(`新增 ${res.added}，更新 ${res.updated}，未变 ${res.unchanged}。`));
+        const a = document.createElement("a"); a.href = `/queue?year=${(res.years || [])[0] || ""}`; a.textContent = "打开审核队列"; out.appendChild(a);
+      }
+      return;
+    }
+    setTimeout(poll, 800);
+  }
+  poll();
+})();

@@ -1,0 +1,175 @@
+"""Reference-topic matching: reading topic files, ranking, the no-topic case, coverage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.topics import (
+    Topic,
+    TopicWeights,
+    coverage,
+    coverage_table,
+    match_topics,
+    read_topics,
+    topic_features,
+    weights_from_json,
+)
+
+
+def fake_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
+    """Hashed character-bigram bags (as in test_dedup): shared wording, higher cosine."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for i in range(len(text) - 1):
+            out[row, int(hashlib.md5(text[i : i + 2].encode()).hexdigest()[:8], 16) % dim] += 1
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+TOPICS = [
+    Topic("T1", "推进老旧小区加装电梯"),
+    Topic("T2", "加强河湖污水治理"),
+    Topic("T3", "促进乡村旅游发展"),
+]
+PROPOSALS = {
+    "p1": "关于老旧小区加装电梯的建议：老旧小区老人上下楼困难，建议加快加装电梯，简化审批。",
+    "p2": "关于白河污水治理的建议：白河污水直排，建议推进河湖污水治理和雨污分流。",
+    "p3": "关于规范网约车管理的建议：网约车司机资质参差不齐，建议交通部门加强监管。",
+}
+
+
+# The shipped weights are fitted for e5 cosines (a narrow band near 0.85-0.95); the fake
+# vectors spread over 0-1, so the mechanism is tested with weights suited to them.
+FAKE_WEIGHTS = TopicWeights(coef=(0.0, 20.0, 10.0, 5.0), intercept=-2.0, threshold=0.5)
+
+
+def _match(**kw):
+    kw.setdefault("weights", FAKE_WEIGHTS)
+    ids, texts = list(PROPOSALS), list(PROPOSALS.values())
+    return match_topics(
+        ids, texts, fake_vectors(texts), TOPICS, fake_vectors([t.topic for t in TOPICS]), **kw
+    )
+
+
+def test_read_topics_txt_numbers_lines(tmp_path: Path) -> None:
+    f = tmp_path / "t.txt"
+    f.write_text("推进老旧小区加装电梯\n\n加强河湖污水治理\n", encoding="utf-8")
+    assert read_topics(f) == [
+        Topic("T001", "推进老旧小区加装电梯"),
+        Topic("T002", "加强河湖污水治理"),
+    ]
+
+
+def test_read_topics_csv(tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text("topic_id,topic\nA1,推进老旧小区加装电梯\nA2,加强河湖污水治理\n", encoding="utf-8")
+    assert [t.topic_id for t in read_topics(f)] == ["A1", "A2"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id,name\n1,x\n", "no 'topic' column"),
+        ("topic_id,topic\nA1,x\nA1,y\n", "duplicate topic_id 'A1'"),
+        ("topic_id,topic\nA1,\n", "row 2: empty"),
+    ],
+)
+def test_read_topics_bad_csv(tmp_path: Path, content: str, message: str) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        read_topics(f)
+
+
+def test_read_topics_unknown_suffix_and_empty(tmp_path: Path) -> None:
+    (tmp_path / "t.doc").write_text("x")
+    with pytest.raises(ValueError, match="must be .csv"):
+        read_topics(tmp_path / "t.doc")
+    (tmp_path / "e.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match="no topics"):
+        read_topics(tmp_path / "e.txt")
+
+
+def test_ranking_puts_the_matching_topic_first() -> None:
+    matches = _match(top_k=2)
+    assert matches[0].topics[0][0] == "T1"
+    assert matches[1].topics[0][0] == "T2"
+    assert all(len(m.topics) == 2 for m in matches)
+    scores = [s for _, s in matches[0].topics]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for m in matches for _, s in m.topics)
+
+
+def test_no_topic_when_nothing_fits() -> None:
+    matches = _match(top_k=3)
+    by_id = {m.id: m for m in matches}
+    assert not by_id["p1"].no_topic
+    assert by_id["p3"].no_topic  # no topic is about ride-hailing
+
+
+def test_threshold_controls_no_topic() -> None:
+    strict = TopicWeights(coef=(0.0, 1.0, 1.0, 1.0), intercept=-10.0, threshold=0.5)
+    assert all(m.no_topic for m in _match(weights=strict))
+
+
+def test_topic_features_shape_and_gap() -> None:
+    cos = np.array([[0.9, 0.8], [0.85, 0.95]])
+    feats = topic_features(cos, np.zeros_like(cos))
+    assert feats.shape == (2, 2, 4)
+    assert feats[0, 0, 2] == 0.0 and feats[1, 0, 2] == pytest.approx(-0.1)
+
+
+def test_coverage_report_counts_and_lists() -> None:
+    matches = _match(top_k=3)
+    report = coverage(matches, TOPICS, threshold=0.5)
+    counts = {r["topic_id"]: r["count"] for r in report["topics"]}
+    assert counts["T1"] >= 1 and counts["T2"] >= 1
+    assert "T3" in report["topics_without_proposals"]
+    assert "p3" in report["proposals_without_topic"]
+    json.dumps(report, ensure_ascii=False)
+    table = coverage_table(report)
+    assert "T1" in table and "proposals with no topic: 1" in table
+
+
+def test_to_dict_shape() -> None:
+    d = _match(top_k=1)[0].to_dict()
+    assert set(d) == {"id", "topics", "no_topic"}
+    assert set(d["topics"][0]) == {"topic_id", "score"}
+
+
+def test_weights_from_json(tmp_path: Path) -> None:
+    f = tmp_path / "w.json"
+    f.write_text(json.dumps({"coef": [1, 2, 3, 4], "intercept": -1, "threshold": 0.4}))
+    w = weights_from_json(f)
+    assert w.coef == (1.0, 2.0, 3.0, 4.0) and w.threshold == 0.4
+    f.write_text(json.dumps({"coef": [1], "intercept": 0}))
+    with pytest.raises(ValueError, match="expected 4"):
+        weights_from_json(f)
+
+
+def test_mismatched_lengths_are_errors() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        match_topics(["a"], [], np.zeros((1, 4)), TOPICS, np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="top_k"):
+        _match(top_k=0)
+
+
+@pytest.mark.smoke
+def test_shipped_weights_with_real_e5() -> None:
+    from model.encoder import load_encoder
+
+    encoder = load_encoder(None)
+    ids, texts = list(PROPOSALS), list(PROPOSALS.values())
+    matches = match_topics(
+        ids,
+        texts,
+        encoder.encode(texts),
+        TOPICS,
+        encoder.encode([t.topic for t in TOPICS], kind="query"),
+    )
+    assert matches[0].topics[0][0] == "T1" and not matches[0].no_topic
+    assert matches[1].topics[0][0] == "T2"

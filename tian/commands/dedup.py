@@ -1,0 +1,301 @@
+"""`tian dedup`: duplicate pairs, 并案 groups and evidence, or scores for given pairs."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_encoder_args(parser: argparse.ArgumentParser) -> None:
+    """Encoder options shared by `dedup` and `topics`."""
+    parser.add_argument("--model", type=Path, help="model bundle folder (its base_model and index)")
+    parser.add_argument("--base-model", help="encoder: 'e5-small' (default) or a HF model folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def load_cli_encoder(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The encoder named by --base-model or the bundle's manifest, and the bundle's index if any."""
+    from tian.cli import UserError
+
+    base_model = args.base_model
+    index = None
+    if args.model is not None:
+        manifest_path = args.model / "manifest.json"
+        if not manifest_path.is_file():
+            raise UserError(f"--model {args.model}: no manifest.json (not a model bundle)")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{manifest_path}: not valid JSON ({exc})") from exc
+        if base_model is None:
+            base_model = manifest.get("base_model")
+            # A relative backbone path in a bundle is relative to the bundle.
+            if (
+                base_model
+                and not Path(base_model).is_absolute()
+                and (args.model / base_model).exists()
+            ):
+                base_model = str(args.model / base_model)
+        if (args.model / "index").is_dir():
+            from model.index import VectorIndex
+
+            index = VectorIndex.load(args.model / "index")
+    from model.encoder import load_encoder
+
+    try:
+        encoder = load_encoder(base_model)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if index is not None:
+        try:
+            index.check_encoder(encoder.name)
+        except ValueError:
+            index = None  # vectors from another encoder must never mix with these
+    return encoder, index
+
+
+def encode_texts(
+    encoder: Any,
+    ids: list[str],
+    texts: list[str],
+    index: Any,
+    *,
+    kind: str = "passage",
+    progress: bool = True,
+) -> Any:
+    """Passage vectors for texts, reusing vectors the index already holds for the same text."""
+    from model.index import encode_with_cache
+
+    return encode_with_cache(encoder, ids, texts, index, kind=kind, progress=progress)
+
+
+def register(subparsers: Any) -> None:
+    """Add the `dedup` subcommand."""
+    p = subparsers.add_parser(
+        "dedup",
+        help="find duplicate proposals (within a file and against earlier years)",
+        description=(
+            "Find pairs of proposals about the same matter and group them into merge "
+            "candidates (并案), or with --pairs score exactly the given id_a,id_b pairs. "
+            "Scores are calibrated probabilities of 'same matter'."
+        ),
+    )
+    p.add_argument("--data", required=True, type=Path, help="proposals (CSV, XLSX or JSONL)")
+    p.add_argument(
+        "--against",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="earlier years' proposals to search as well",
+    )
+    p.add_argument("--pairs", type=Path, help="CSV with id_a,id_b: score exactly these pairs")
+    p.add_argument("--out", required=True, type=Path, help="output CSV: id_a,id_b,score,kind")
+    p.add_argument(
+        "--groups", type=Path, help="also write groups CSV: group_id,id,is_representative"
+    )
+    p.add_argument("--evidence", type=Path, help="also write evidence JSONL for flagged pairs")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="calibrated score at which a pair is flagged (default 0.5)",
+    )
+    p.add_argument(
+        "--min-link",
+        type=float,
+        default=0.35,
+        help="average-linkage floor inside a group, guards against chaining",
+    )
+    p.add_argument("--neighbours", type=int, default=10, help="embedding neighbours per proposal")
+    p.add_argument("--calibration", type=Path, help="dedup calibration JSON (default: shipped)")
+    add_encoder_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point for `tian dedup`."""
+    from tian.cli import UserError
+
+    if not 0.0 < args.threshold < 1.0:
+        raise UserError(f"--threshold must be between 0 and 1, not {args.threshold}")
+    if args.neighbours < 1:
+        raise UserError(f"--neighbours must be at least 1, not {args.neighbours}")
+    if args.pairs is not None and args.against:
+        raise UserError("--pairs scores given pairs from --data only; drop --against")
+
+    from model.dedup import DedupCalibration, DuplicateScorer, build_pool
+
+    data = _read(args.data)
+    against = [p for f in args.against for p in _read(f)]
+    everything = data + against
+    _check_unique_ids(everything)
+
+    scorer = DuplicateScorer(DedupCalibration.load(args.calibration) if args.calibration else None)
+    encoder, index = load_cli_encoder(args)
+    texts = [p.text for p in everything]
+    ids = [p.id for p in everything]
+    vectors = encode_texts(encoder, ids, texts, index, progress=not args.no_progress)
+    pool = build_pool(
+        ids,
+        [p.title or "" for p in everything],
+        [p.content or "" for p in everything],
+        vectors,
+        n_data=len(data),
+    )
+    if args.pairs is not None:
+        return _score_given_pairs(args, pool, scorer)
+    return _search(args, pool, scorer, everything, encoder)
+
+
+def _read(path: Path) -> list[Any]:
+    from tian.cli import UserError
+
+    if not path.is_file():
+        raise UserError(f"file not found: {path}")
+    from model.records import read_proposals
+
+    records = read_proposals(path)
+    if not records:
+        raise UserError(f"{path}: no proposals")
+    return list(records)
+
+
+def _check_unique_ids(records: list[Any]) -> None:
+    from tian.cli import UserError
+
+    seen: set[str] = set()
+    clashes: list[str] = []
+    for r in records:
+        if r.id in seen:
+            clashes.append(r.id)
+        seen.add(r.id)
+    if clashes:
+        shown = ", ".join(sorted(set(clashes))[:10])
+        raise UserError(
+            f"proposal ids must be unique across --data and --against; repeated: {shown}"
+        )
+
+
+def _read_pairs(path: Path) -> list[tuple[str, str]]:
+    from tian.cli import UserError
+
+    if not path.is_file():
+        raise UserError(f"file not found: {path}")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames or []
+        if "id_a" not in fields or "id_b" not in fields:
+            raise UserError(f"{path}: needs columns id_a and id_b (found: {', '.join(fields)})")
+        pairs = []
+        for n, row in enumerate(reader, start=2):
+            a, b = (row.get("id_a") or "").strip(), (row.get("id_b") or "").strip()
+            if not a or not b:
+                raise UserError(f"{path}: row {n}: empty id_a or id_b")
+            pairs.append((a, b))
+    return pairs
+
+
+def _score_given_pairs(args: argparse.Namespace, pool: Any, scorer: Any) -> int:
+    from model.dedup import score_pool
+    from tian.cli import UserError
+
+    pairs = _read_pairs(args.pairs)
+    position = {pid: i for i, pid in enumerate(pool.ids)}
+    unknown = sorted({x for pair in pairs for x in pair if x not in position})
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise UserError(f"{args.pairs}: ids not in {args.data}: {shown}")
+    scored = score_pool(pool, [(position[a], position[b]) for a, b in pairs], scorer)
+    _write_pairs(args.out, scored)
+    print(f"scored {len(scored)} pairs -> {args.out}", file=sys.stderr)  # noqa: T201
+    return 0
+
+
+def _search(
+    args: argparse.Namespace, pool: Any, scorer: Any, records: list[Any], encoder: Any
+) -> int:
+    from model.dedup import candidate_pairs, score_pool
+    from model.grouping import group_pairs
+
+    candidates = candidate_pairs(pool, k=args.neighbours)
+    scored = score_pool(pool, candidates, scorer)
+    flagged = sorted(
+        (s for s in scored if s.score >= args.threshold), key=lambda s: (-s.score, s.id_a, s.id_b)
+    )
+    _write_pairs(args.out, flagged)
+
+    position = {pid: i for i, pid in enumerate(pool.ids)}
+    # Earliest first: by year, then by position in the files.
+    order_key = sorted(range(len(records)), key=lambda i: (records[i].year or 0, i))
+    order = {records[i].id: rank for rank, i in enumerate(order_key)}
+
+    def score_missing(pairs: list[tuple[str, str]]) -> list[float]:
+        idx = [(position[a], position[b]) for a, b in pairs]
+        return [s.score for s in score_pool(pool, idx, scorer)]
+
+    groups = group_pairs(
+        [(s.id_a, s.id_b, s.score) for s in scored],
+        threshold=args.threshold,
+        min_link=args.min_link,
+        order=order,
+        score_missing=score_missing,
+    )
+    if args.groups:
+        _write_groups(args.groups, groups)
+    if args.evidence:
+        _write_evidence(args.evidence, flagged, {r.id: r.text for r in records}, encoder)
+    print(_groups_table(groups, {r.id: r.title or r.text[:30] for r in records}))  # noqa: T201
+    print(  # noqa: T201
+        f"{len(flagged)} pairs at score >= {args.threshold} -> {args.out}; {len(groups)} groups",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _write_pairs(path: Path, scored: list[Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id_a", "id_b", "score", "kind"])
+        for s in scored:
+            writer.writerow([s.id_a, s.id_b, f"{s.score:.4f}", s.kind])
+
+
+def _write_groups(path: Path, groups: list[Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["group_id", "id", "is_representative"])
+        for g in groups:
+            for m in g.members:
+                writer.writerow([g.group_id, m, int(m == g.representative)])
+
+
+def _write_evidence(path: Path, flagged: list[Any], texts: dict[str, str], encoder: Any) -> None:
+    from model.evidence import pair_evidence
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache: dict[str, Any] = {}  # each text's sentences are encoded once
+    with path.open("w", encoding="utf-8") as fh:
+        for s in flagged:
+            ev = pair_evidence(texts[s.id_a], texts[s.id_b], encoder=encoder, cache=cache)
+            record = {"id_a": s.id_a, "id_b": s.id_b, "score": round(s.score, 4), "kind": s.kind}
+            record.update(ev)
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _groups_table(groups: list[Any], titles: dict[str, str]) -> str:
+    if not groups:
+        return "no duplicate groups"
+    lines = ["并案 groups (representative first):"]
+    for g in groups:
+        lines.append(f"{g.group_id} ({len(g.members)})")
+        for m in g.members:
+            mark = "*" if m == g.representative else " "
+            lines.append(f"  {mark} {m}  {titles.get(m, '')[:40]}")
+    return "\n".join(lines)

