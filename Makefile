@@ -34,6 +34,8 @@ run: $(STAMP)
 	    --evidence $(RUN)/evidence.jsonl
 	$(TIAN) topics --topics $(DEMO)/topics_2024.csv --data $(DEMO)/proposals.csv --years 2024 \
 	    --out $(RUN)/topics.jsonl --coverage $(RUN)/topic_coverage.json
+	$(TIAN) serve --model $(RUN)/transformer --import $(DEMO)/proposals.csv \
+	    --topics $(DEMO)/topics_2024.csv --topics-year 2024 --demo-admin
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -95,6 +95,16 @@ def run(
     train_seconds = time.perf_counter() - started
     report = evaluate(model, test)["heads"][head]
     speed = latency(model, [p.text for p in test])
+    if name == "transformer" and args.int8:
+        model.quantize()
+        q_report = evaluate(model, test)["heads"][head]
+        q_speed = latency(model, [p.text for p in test])
+        speed |= {
+            "int8_macro_f1": q_report["macro_f1"],
+            "int8_ece": q_report["ece"],
+            "int8_single_median_ms": q_speed["single_median_ms"],
+            "int8_batch_per_second": q_speed["batch_per_second"],
+        }
     return {
         "model": name,
         "train_rows": len(train),
@@ -106,7 +116,7 @@ def run(
         "conformal_coverage": round(report["conformal"]["coverage"], 4),
         "mean_set_size": round(report["conformal"]["mean_set_size"], 2),
         "train_seconds": round(train_seconds, 1),
-        **{k: round(v, 1) for k, v in speed.items()},
+        **{k: round(v, 4 if "f1" in k or "ece" in k else 1) for k, v in speed.items()},
     }
 
 
@@ -127,6 +137,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", help="append each model's JSON result to this file")
+    parser.add_argument(
+        "--int8", action="store_true", help="also measure the transformer int8-quantised"
+    )
     args = parser.parse_args()
 
     if args.task == "category":

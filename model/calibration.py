@@ -16,8 +16,11 @@ from scipy.optimize import minimize, minimize_scalar
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of logits divided by the temperature (numerically stable)."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
+    z = np.asarray(logits, dtype=np.float64)
+    # Cross-validation marks classes absent from a fold with the most negative float; dividing
+    # that by a temperature below 1 overflows to -inf, whose exp is the right answer, 0.
+    with np.errstate(over="ignore"):
+        z = (z - z.max(axis=1, keepdims=True)) / temperature
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
@@ -175,6 +178,27 @@ def combine(parts: list[np.ndarray], weights: list[float]) -> np.ndarray:
     for w, p in zip(weights, parts, strict=True):
         total += w * np.asarray(p, dtype=np.float64)
     return total
+
+
+def best_threshold(probs: np.ndarray, targets: np.ndarray, default: float = 0.5) -> float:
+    """The probability cut that maximises micro-F1 of multi-label suggestions on held-out rows.
+
+    Co-handling units are rare (most proposals have none), so calibrated probabilities seldom
+    reach 0.5; a cut chosen on held-out rows keeps suggestions useful. `default` when no row has
+    a positive label.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    targets = np.asarray(targets, dtype=bool)
+    if probs.size == 0 or not targets.any():
+        return default
+    best, best_f1 = default, -1.0
+    for cut in np.arange(0.05, 0.951, 0.05):
+        chosen = probs >= cut
+        tp = float((chosen & targets).sum())
+        f1 = 2 * tp / max(float(chosen.sum() + targets.sum()), 1.0)
+        if f1 > best_f1:
+            best, best_f1 = float(round(cut, 2)), f1
+    return best
 
 
 @dataclass

@@ -1,39 +1,52 @@
-"""Proposal records and the CSV / XLSX / JSONL tables they come in.
+"""Proposal records: the :class:`Proposal` type, reading tables into validated records, writing.
 
-The table formats and column names are DESIGN.md's "Proposal record" contract. Reading is
-all-or-nothing: every problem in a file is collected into one :class:`RecordError`, and no
-partial list is ever returned, so nothing is half-imported.
+The table formats and column names are DESIGN.md's "Proposal record" contract; the raw file
+reading (decoding, CSV/XLSX/JSONL, formula cells) lives in :mod:`model.tables`. Reading is
+all-or-nothing: every problem in a file is collected into one
+:class:`model.tables.RecordError`, and no partial list is ever returned, so nothing is
+half-imported.
 
 Privacy: the proposer's value is personal data. It is excluded from ``repr(Proposal)`` and no
 error message ever quotes it (nor any cell value other than short prefixes of titles and
 contents, ids, years and times).
 
-Spreadsheet formulas. A formula's computed value is not stored reliably in files written by
-other tools, so formula cells in XLSX (``data_type == "f"``) are errors. In CSV a value is
-treated as a formula, and is an error in the title, content, category and unit columns, when it
-starts with ``=`` followed by a function call (``=SUM(``), a cell reference (``=A1``, ``=$B$2``)
-or a DDE call (``=cmd|``), or starts with ``+``, ``-`` or ``@`` followed by one of those (Excel
-reads ``+A1`` and ``@SUM(`` as formulas too). Ordinary text such as ``+86 138…``, ``-加强…``
-or ``=`` alone is not affected. :func:`write_proposals` protects CSV values that would look like
-a formula with a leading apostrophe (the usual CSV-injection guard), and the reader removes that
-one apostrophe again, so written files read back unchanged.
+Spreadsheet formulas (see :mod:`model.tables` for the rule) are errors in the title, content,
+category and unit columns of a CSV. :func:`write_proposals` protects CSV values that would look
+like a formula with a leading apostrophe, and the reader removes that one apostrophe again, so
+written files read back unchanged.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 import os
 import re
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model.tables import (
+    ErrorCell,
+    FormulaCell,
+    IssueLog,
+    Table,
+    cell_text,
+    error_cell_message,
+    escape_csv,
+    format_datetime,
+    formula_message,
+    is_empty,
+    load_table,
+    looks_like_formula,
+    normalize_header,
+    read_table,
+    table_kind,
+    unescape_csv,
+)
 from model.text import normalize_label, normalize_text
 
 __all__ = [
@@ -43,13 +56,10 @@ __all__ = [
     "CONTENT_MAX_CHARS",
     "TITLE_MAX_CHARS",
     "Proposal",
-    "RecordError",
-    "RecordIssue",
     "canonical_column",
-    "normalize_header",
     "parse_time",
     "read_proposals",
-    "read_table",
+    "read_table",  # re-exported from model.tables for older callers
     "write_proposals",
 ]
 
@@ -69,17 +79,10 @@ CANONICAL_COLUMNS: tuple[str, ...] = tuple(COLUMN_ALIASES)
 TITLE_MAX_CHARS = 300
 CONTENT_MAX_CHARS = 30_000
 CELL_MAX_CHARS = 2_000
-_MAX_ISSUES = 100
 _PREFIX_CHARS = 20
-# Title rows ("2024年提案汇总表") above the real header are common in office exports.
-_HEADER_SEARCH_ROWS = 10
 _YEAR_RANGE = (1900, 2100)
 
 _CO_UNIT_SEPARATORS = re.compile(r"[、，,;；\n]")
-_FORMULA = re.compile(
-    r"^[=+\-@]\s*[=+\-]?\s*"
-    r"(?:[A-Za-z_][A-Za-z0-9_.]*\s*\(|\$?[A-Za-z]{1,3}\$?[0-9]+(?![0-9A-Za-z])|[A-Za-z0-9_]+\|)"
-)
 _FORMULA_CHECKED = ("title", "content", "category", "main_unit", "co_units")
 
 
@@ -134,90 +137,8 @@ class Proposal:
         }
 
 
-@dataclass(frozen=True)
-class RecordIssue:
-    """One problem in an input file.
-
-    ``row`` is the row as the user sees it: the spreadsheet row for CSV/XLSX (the header is
-    row 1, so the first data row is 2) and the line number for JSONL; None for file-level
-    problems. ``column`` is the column's name as in the file (or canonical name), or None.
-    """
-
-    file: str
-    row: int | None
-    column: str | None
-    message: str
-
-    def __str__(self) -> str:
-        parts = [self.file]
-        if self.row is not None:
-            parts.append(str(self.row))
-        if self.column is not None:
-            parts.append(self.column)
-        return f"{':'.join(parts)}: {self.message}"
-
-
-class RecordError(ValueError):
-    """Every problem found in an input (at most 100 are kept); ``str()`` lists them."""
-
-    def __init__(self, issues: list[RecordIssue], more: int = 0) -> None:
-        self.issues: list[RecordIssue] = list(issues[:_MAX_ISSUES])
-        self.more = more + max(0, len(issues) - _MAX_ISSUES)
-        super().__init__(self._describe())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (RecordError, (self.issues, self.more))
-
-    def _describe(self) -> str:
-        total = len(self.issues) + self.more
-        lines = [f"{total} problem{'s' if total != 1 else ''} found in the input:"]
-        lines += [str(issue) for issue in self.issues]
-        if self.more:
-            lines.append(f"... and {self.more} more")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self._describe()
-
-
-class _Issues:
-    """Collects issues for one file, keeping the first 100 and counting the rest."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.kept: list[RecordIssue] = []
-        self.more = 0
-        # The current row's proposer value: masked out of any message as a last line of
-        # defence (a shifted column can put a name where a date or year should be).
-        self.redact = ""
-
-    def add(self, row: int | None, column: str | None, message: str) -> None:
-        if self.redact:
-            message = message.replace(self.redact, "***")
-        if len(self.kept) < _MAX_ISSUES:
-            self.kept.append(RecordIssue(self.file, row, column, message))
-        else:
-            self.more += 1
-
-    def __bool__(self) -> bool:
-        return bool(self.kept)
-
-    def error(self) -> RecordError:
-        return RecordError(self.kept, self.more)
-
-    def fail(self, message: str, row: int | None = None, column: str | None = None) -> RecordError:
-        """Add a fatal issue and return the error to raise."""
-        self.add(row, column, message)
-        return self.error()
-
-
 # --------------------------------------------------------------------------------------------
 # Headers
-
-
-def normalize_header(header: object) -> str:
-    """A header cell as text: BOMs, control characters and surrounding whitespace removed, NFKC."""
-    return normalize_text("" if header is None else str(header))
 
 
 def canonical_column(header: str) -> str | None:
@@ -230,384 +151,12 @@ def canonical_column(header: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Raw tables
-
-
-@dataclass(frozen=True)
-class _FormulaCell:
-    coordinate: str
-
-
-@dataclass(frozen=True)
-class _ErrorCell:
-    coordinate: str
-    value: str
-
-
-@dataclass
-class _Table:
-    file: str
-    kind: str  # "csv", "xlsx" or "jsonl"
-    headers: list[str]
-    rows: list[tuple[int, dict[str, Any]]]
-
-
-_KINDS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".xlsx": "xlsx",
-    ".xlsm": "xlsx",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
-_SUPPORTED = ".csv, .tsv, .xlsx, .jsonl"
-_ZIP_MAGIC = b"PK\x03\x04"
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-
-
-def _kind_of(path: Path, issues: _Issues) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".xls":
-        raise issues.fail(
-            "old Excel .xls files are not supported; open it in Excel and save as .xlsx or CSV"
-        )
-    if suffix not in _KINDS:
-        raise issues.fail(f"unsupported file type {suffix or '(none)'!r}; use {_SUPPORTED}")
-    return _KINDS[suffix]
-
-
-def _is_empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list):
-        return all(_is_empty(v) for v in value)
-    return False
-
-
-def _decode(data: bytes, issues: _Issues) -> str:
-    """Decode text: UTF-8 (BOM optional), UTF-16 with BOM, then GB18030."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise issues.fail(f"invalid UTF-16 text at byte offset {exc.start}") from None
-    if data.startswith(_ZIP_MAGIC):
-        raise issues.fail("this is a zip archive (an .xlsx or .docx?), not a text table")
-    if data.startswith(_OLE_MAGIC):
-        raise issues.fail("this is an old Office file (.xls or .doc?), not a text table")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise issues.fail(f"binary data (a NUL byte at byte offset {nul}), not a text table")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        bad = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        # A file whose first part is valid multi-byte UTF-8 is UTF-8 with a damaged byte:
-        # GB18030 would "decode" it into plausible-looking garbage, so report it instead.
-        # (Real GB18030 text almost never forms several valid UTF-8 sequences by chance.)
-        prefix = data[:bad].decode("utf-8-sig")
-        non_ascii = len(prefix) - len(prefix.encode("ascii", "ignore"))
-        if non_ascii < 4:
-            try:
-                return data.decode("gb18030")
-            except UnicodeDecodeError:
-                pass
-        raise issues.fail(
-            f"cannot decode the file as UTF-8 (invalid byte 0x{data[bad]:02x} at byte offset "
-            f"{bad}) or GB18030; save it as 'CSV UTF-8'"
-        ) from None
-
-
-def _read_bytes(path: Path, issues: _Issues) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise issues.fail("file not found") from None
-    except IsADirectoryError:
-        raise issues.fail("is a directory, not a file") from None
-    except OSError as exc:
-        raise issues.fail(f"cannot read the file ({exc.strerror or type(exc).__name__})") from None
-
-
-def _read_grid_csv(path: Path, issues: _Issues, limit: int) -> list[tuple[int, list[Any]]]:
-    text = _decode(_read_bytes(path, issues), issues)
-    first_line = text.split("\n", 1)[0]
-    tabbed = path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if tabbed else ",")
-    grid: list[tuple[int, list[Any]]] = []
-    row = 0
-    try:
-        for row, cells in enumerate(reader, start=1):
-            if any(c.strip() for c in cells):
-                grid.append((row, cells))
-                if len(grid) > limit:
-                    break
-    except csv.Error as exc:
-        raise issues.fail(f"malformed CSV ({exc})", row=row + 1) from None
-    return grid
-
-
-def _xlsx_problem(path: Path) -> str:
-    """Explain why a file named .xlsx is not a readable workbook."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
-    except OSError:
-        head = b""
-    if head.startswith(_OLE_MAGIC):
-        return "this is an old Office file (.xls, .doc, or a password-protected workbook)"
-    if not head.startswith(_ZIP_MAGIC):
-        return "this is not an Excel .xlsx file (not a zip archive)"
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-    except (zipfile.BadZipFile, OSError, EOFError):
-        return "the .xlsx file is damaged or truncated"
-    if "word/document.xml" in names:
-        return "this is a Word document renamed to .xlsx"
-    if "xl/workbook.xml" not in names:
-        return "this zip archive is not an Excel workbook"
-    return "the .xlsx file is damaged or truncated"
-
-
-def _xlsx_value(cell: Any) -> Any:
-    if cell.data_type == "f":
-        return _FormulaCell(cell.coordinate)
-    if cell.data_type == "e":
-        return _ErrorCell(cell.coordinate, str(cell.value))
-    return cell.value
-
-
-def _read_grid_xlsx(path: Path, issues: _Issues, limit: int) -> list[tuple[int, list[Any]]]:
-    if not path.exists():
-        raise issues.fail("file not found")
-    import openpyxl  # heavy; only needed for spreadsheets
-
-    grid: list[tuple[int, list[Any]]] = []
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
-        try:
-            sheets = wb.worksheets
-            if not sheets:
-                raise issues.fail("the workbook has no worksheet")
-            ws = next((s for s in sheets if "提案" in s.title), sheets[0])
-            ws.reset_dimensions()  # trust the cells, not the (often wrong) stored dimensions
-            for row, cells in enumerate(ws.iter_rows(), start=1):
-                values = [_xlsx_value(c) for c in cells]
-                if not all(_is_empty(v) for v in values):
-                    grid.append((row, values))
-                    if len(grid) > limit:
-                        break
-        finally:
-            wb.close()
-    except RecordError:
-        raise
-    except Exception:  # openpyxl and zipfile raise many types for damaged files
-        raise issues.fail(_xlsx_problem(path)) from None
-    return grid
-
-
-def _grid_to_table(
-    grid: list[tuple[int, list[Any]]],
-    file: str,
-    kind: str,
-    issues: _Issues,
-    header_pick: Callable[[list[str]], bool] | None,
-) -> _Table:
-    if not grid:
-        raise issues.fail("the file is empty")
-    header_at = 0
-    if header_pick is not None:
-        for i, (_, cells) in enumerate(grid[:_HEADER_SEARCH_ROWS]):
-            if header_pick([_header_text(c) for c in cells]):
-                header_at = i
-                break
-    header_row, header_cells = grid[header_at]
-    body = grid[header_at + 1 :]
-    width = max([len(header_cells)] + [len(cells) for _, cells in body])
-    names: list[str | None] = []
-    seen: dict[str, int] = {}
-    for i in range(width):
-        name = _header_text(header_cells[i]) if i < len(header_cells) else ""
-        if not name:
-            if not any(i < len(cells) and not _is_empty(cells[i]) for _, cells in body):
-                names.append(None)  # an unnamed, empty column: Excel's trailing blanks
-                continue
-            if kind == "csv" and i >= len(header_cells):
-                names.append(None)  # reported per row below: more fields than the header
-                continue
-            name = f"column_{i + 1}"
-        if name in seen:
-            issues.add(
-                header_row,
-                name,
-                f"column {name!r} appears twice (columns {seen[name]} and {i + 1})",
-            )
-        seen[name] = i + 1
-        names.append(name)
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for row, cells in body:
-        overflow = cells[len(header_cells) :] if kind == "csv" else []
-        if any(c.strip() for c in overflow):
-            issues.add(
-                row,
-                None,
-                f"row has {len(cells)} fields but the header has {len(header_cells)}"
-                " (an unquoted comma?)",
-            )
-        rows.append(
-            (row, {n: (cells[i] if i < len(cells) else None) for i, n in enumerate(names) if n})
-        )
-    return _Table(file, kind, [n for n in names if n], rows)
-
-
-def _header_text(value: Any) -> str:
-    if isinstance(value, _FormulaCell | _ErrorCell):
-        return ""
-    return normalize_header(_cell_text(value))
-
-
-def _read_jsonl(path: Path, issues: _Issues, limit: int) -> _Table:
-    text = _decode(_read_bytes(path, issues), issues)
-    headers: dict[str, None] = {}
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for line_no, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            issues.add(line_no, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(obj, dict):
-            issues.add(line_no, None, f"expected a JSON object, got {type(obj).__name__}")
-            continue
-        record = {normalize_header(k): v for k, v in obj.items()}
-        headers.update(dict.fromkeys(record))
-        rows.append((line_no, record))
-        if len(rows) > limit:
-            break
-    if not rows and not issues:
-        raise issues.fail("the file is empty")
-    return _Table(str(path), "jsonl", list(headers), rows)
-
-
-def _load_table(
-    path: str | Path, max_rows: int, header_pick: Callable[[list[str]], bool] | None = None
-) -> tuple[_Table, _Issues]:
-    """Read any supported file into a table; fatal problems raise at once."""
-    path = Path(path)
-    issues = _Issues(str(path))
-    if max_rows < 1:
-        raise ValueError(f"max_rows must be at least 1, got {max_rows}")
-    kind = _kind_of(path, issues)
-    if kind == "jsonl":
-        table = _read_jsonl(path, issues, max_rows)
-    else:
-        # Room for the header and a few title rows above it.
-        limit = max_rows + _HEADER_SEARCH_ROWS + 1
-        reader = _read_grid_csv if kind == "csv" else _read_grid_xlsx
-        table = _grid_to_table(reader(path, issues, limit), str(path), kind, issues, header_pick)
-    if len(table.rows) > max_rows:
-        raise issues.fail(f"more than {max_rows} data rows; split the file or raise max_rows")
-    if not table.rows and not issues:
-        raise issues.fail("the file has a header but no data rows")
-    return table, issues
-
-
-def _cell_text(value: Any) -> str:
-    """Any cell value as text (lists joined with 、); raises TypeError for JSON objects."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return _format_datetime(value)
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "、".join(_cell_text(v) for v in value)
-    if isinstance(value, dict):
-        raise TypeError("expected a text value, got an object")
-    return str(value)
-
-
-def _unescape_csv(value: str) -> str:
-    """Undo the apostrophe that :func:`write_proposals` puts before formula-like CSV values."""
-    if value.startswith("'") and _FORMULA.match(value.lstrip("'")):
-        return value[1:]
-    return value
-
-
-def _escape_csv(value: str) -> str:
-    return "'" + value if _FORMULA.match(value.lstrip("'")) else value
-
-
-def read_table(
-    path: str | Path, *, max_rows: int = 100_000
-) -> tuple[list[str], list[dict[str, str]]]:
-    """Read a CSV/TSV, XLSX or JSONL file as raw text rows.
-
-    Returns ``(headers, rows)``: headers are normalised (:func:`normalize_header`), rows map
-    each header to the cell's text ("" when empty). Values are not normalised; pass them
-    through :func:`model.text.normalize_text`. The header is the first non-empty row; empty
-    rows are skipped. Raises :class:`RecordError` for unreadable files, formula or error cells
-    (XLSX), JSON objects nested in a JSONL field, an empty file or more than ``max_rows`` rows.
-    """
-    table, issues = _load_table(path, max_rows)
-    rows: list[dict[str, str]] = []
-    for row, record in table.rows:
-        out: dict[str, str] = {}
-        for name in table.headers:
-            value = record.get(name)
-            if isinstance(value, _FormulaCell):
-                issues.add(row, name, _formula_message(value))
-            elif isinstance(value, _ErrorCell):
-                issues.add(row, name, _error_cell_message(value))
-            else:
-                try:
-                    text = _cell_text(value)
-                except TypeError as exc:
-                    issues.add(row, name, str(exc))
-                    continue
-                out[name] = _unescape_csv(text) if table.kind == "csv" else text
-        rows.append(out)
-    if issues:
-        raise issues.error()
-    return table.headers, rows
-
-
-def _formula_message(cell: _FormulaCell) -> str:
-    return (
-        f"cell {cell.coordinate} is a formula; its value is not stored reliably. "
-        "Copy the column and paste it back as values"
-    )
-
-
-def _error_cell_message(cell: _ErrorCell) -> str:
-    return f"cell {cell.coordinate} holds the Excel error {cell.value}"
-
-
-# --------------------------------------------------------------------------------------------
 # Field parsing
 
 _DATE_TIME = re.compile(
     r"^(\d{4})\s*(?:[-/.]|年)\s*(\d{1,2})\s*(?:[-/.]|月)\s*(\d{1,2})\s*日?"
     r"(?:(?:\s*|T)(\d{1,2})\s*[:：时]\s*(\d{1,2})\s*(?:[:：分]\s*(\d{1,2})\s*秒?)?\s*分?)?$"
 )
-
-
-def _format_datetime(value: dt.datetime) -> str:
-    # openpyxl returns date-formatted cells as midnight datetimes: show them as dates.
-    if value.time() == dt.time(0) and value.tzinfo is None:
-        return value.date().isoformat()
-    return value.isoformat(sep=" ")
 
 
 def parse_time(value: Any) -> tuple[str, int]:
@@ -618,7 +167,7 @@ def parse_time(value: Any) -> tuple[str, int]:
     objects (Excel cells). Dates come back as ``YYYY-MM-DD``, times as ``YYYY-MM-DD HH:MM:SS``.
     """
     if isinstance(value, dt.datetime):
-        return _format_datetime(value), value.year
+        return format_datetime(value), value.year
     if isinstance(value, dt.date):
         return value.isoformat(), value.year
     if not isinstance(value, str):
@@ -633,7 +182,7 @@ def parse_time(value: Any) -> tuple[str, int]:
         stamp = dt.datetime(y, mo, d, h, mi or 0, s or 0)
         return stamp.isoformat(sep=" "), y
     parsed = dt.datetime.fromisoformat(text)
-    return _format_datetime(parsed), parsed.year
+    return format_datetime(parsed), parsed.year
 
 
 def _parse_year(value: Any) -> int:
@@ -656,7 +205,7 @@ def _parse_year(value: Any) -> int:
 
 
 def _short(value: Any) -> str:
-    text = normalize_text(_cell_text(value)) if not isinstance(value, dict) else "{...}"
+    text = normalize_text(cell_text(value)) if not isinstance(value, dict) else "{...}"
     return text if len(text) <= _PREFIX_CHARS else text[:_PREFIX_CHARS] + "…"
 
 
@@ -680,7 +229,7 @@ def _looks_like_proposal_header(headers: list[str]) -> bool:
 class _RowReader:
     """Turns one table row into a Proposal, reporting problems instead of raising."""
 
-    def __init__(self, table: _Table, columns: dict[str, str], issues: _Issues) -> None:
+    def __init__(self, table: Table, columns: dict[str, str], issues: IssueLog) -> None:
         self.table = table
         self.columns = columns  # canonical name -> header as in the file
         self.issues = issues
@@ -693,19 +242,19 @@ class _RowReader:
         return self.cell(row, header, record.get(header), column, label=label)
 
     def cell(self, row: int, header: str, value: Any, column: str, *, label: bool = False) -> str:
-        if isinstance(value, _FormulaCell):
-            self.issues.add(row, header, _formula_message(value))
+        if isinstance(value, FormulaCell):
+            self.issues.add(row, header, formula_message(value))
             return ""
-        if isinstance(value, _ErrorCell):
-            self.issues.add(row, header, _error_cell_message(value))
+        if isinstance(value, ErrorCell):
+            self.issues.add(row, header, error_cell_message(value))
             return ""
         try:
-            raw = _cell_text(value)
+            raw = cell_text(value)
         except TypeError as exc:
             self.issues.add(row, header, str(exc))
             return ""
         if self.table.kind == "csv":
-            if column in _FORMULA_CHECKED and _FORMULA.match(raw.lstrip()):
+            if column in _FORMULA_CHECKED and looks_like_formula(raw.lstrip()):
                 self.issues.add(
                     row,
                     header,
@@ -713,7 +262,7 @@ class _RowReader:
                     "function or cell reference); store the text, not a formula",
                 )
                 return ""
-            raw = _unescape_csv(raw)
+            raw = unescape_csv(raw)
         text = normalize_label(raw) if label else normalize_text(raw)
         limit = {"title": TITLE_MAX_CHARS, "content": CONTENT_MAX_CHARS}.get(column, CELL_MAX_CHARS)
         if len(text) > limit:
@@ -746,8 +295,8 @@ class _RowReader:
         time_year: int | None = None
         header = self.columns.get("time")
         value = record.get(header) if header else None
-        if header and not _is_empty(value):
-            if isinstance(value, _FormulaCell | _ErrorCell):
+        if header and not is_empty(value):
+            if isinstance(value, FormulaCell | ErrorCell):
                 self.cell(row, header, value, "time")
             else:
                 try:
@@ -761,8 +310,8 @@ class _RowReader:
                     )
         header = self.columns.get("year")
         value = record.get(header) if header else None
-        if header and not _is_empty(value):
-            if isinstance(value, _FormulaCell | _ErrorCell):
+        if header and not is_empty(value):
+            if isinstance(value, FormulaCell | ErrorCell):
                 self.cell(row, header, value, "year")
             else:
                 try:
@@ -794,7 +343,7 @@ class _RowReader:
         return out
 
 
-def _map_columns(table: _Table, issues: _Issues) -> tuple[dict[str, str], list[str]]:
+def _map_columns(table: Table, issues: IssueLog) -> tuple[dict[str, str], list[str]]:
     """Map canonical columns to the file's headers; the rest are extra columns."""
     columns: dict[str, str] = {}
     extras: list[str] = []
@@ -848,7 +397,7 @@ def read_proposals(path: str | Path, *, max_rows: int = 100_000) -> list[Proposa
             cells, undecodable or non-table files, empty files, more than ``max_rows`` rows).
             Nothing is returned unless the whole file is valid.
     """
-    table, issues = _load_table(path, max_rows, header_pick=_looks_like_proposal_header)
+    table, issues = load_table(path, max_rows, header_pick=_looks_like_proposal_header)
     columns, extra_headers = _map_columns(table, issues)
     if "id" not in columns or not ({"title", "content"} & columns.keys()):
         raise issues.error()
@@ -856,7 +405,7 @@ def read_proposals(path: str | Path, *, max_rows: int = 100_000) -> list[Proposa
     first_row_of: dict[str, int] = {}
     proposals: list[Proposal] = []
     for row, record in table.rows:
-        if all(_is_empty(v) for v in record.values()):
+        if all(is_empty(v) for v in record.values()):
             continue  # a JSONL object with only empty fields, like a blank spreadsheet row
         proposer = reader.text(row, record, "proposer")
         issues.redact = proposer
@@ -865,7 +414,7 @@ def read_proposals(path: str | Path, *, max_rows: int = 100_000) -> list[Proposa
         content = reader.text(row, record, "content")
         if not pid:
             # A non-empty id that came back "" was already reported (formula, too long, ...).
-            if _is_empty(record.get(columns["id"])):
+            if is_empty(record.get(columns["id"])):
                 issues.add(row, columns["id"], "the id is empty")
         elif pid in first_row_of:
             issues.add(
@@ -876,7 +425,7 @@ def read_proposals(path: str | Path, *, max_rows: int = 100_000) -> list[Proposa
         if (
             not title
             and not content
-            and all(_is_empty(record.get(columns.get(c, ""))) for c in ("title", "content"))
+            and all(is_empty(record.get(columns.get(c, ""))) for c in ("title", "content"))
         ):
             issues.add(row, None, "both title and content are empty")
         year, time = reader.year_and_time(row, record)
@@ -952,8 +501,8 @@ def write_proposals(path: str | Path, proposals: Iterable[Proposal]) -> None:
             would be read back as a canonical column.
     """
     path = Path(path)
-    issues = _Issues(str(path))
-    kind = _kind_of(path, issues)
+    issues = IssueLog(str(path))
+    kind = table_kind(path, issues)
     if not path.parent.is_dir():
         raise issues.fail(f"the folder {str(path.parent)!r} does not exist")
     items = list(proposals)
@@ -982,7 +531,7 @@ def _write_csv(
         for p in items:
             cells = _proposal_cells(p, extra_keys)
             writer.writerow(
-                ["" if c is None else _escape_csv(c) if isinstance(c, str) else c for c in cells]
+                ["" if c is None else escape_csv(c) if isinstance(c, str) else c for c in cells]
             )
 
 

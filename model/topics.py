@@ -116,8 +116,8 @@ def read_topics(path: Path | str) -> list[Topic]:
 
 def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
-        from model.records import read_table
-    except ImportError:  # records module not available: plain CSV only
+        from model.tables import read_table
+    except ImportError:  # tables module not available: plain CSV only
         if path.suffix.lower() != ".csv":
             raise
         with path.open(encoding="utf-8-sig", newline="") as fh:

@@ -107,7 +107,8 @@ def read_upload(path: Path, file_name: str, default_year: int | None = None) -> 
     Raises:
         ImportRejected: every problem found, with rows and columns as the user sees them.
     """
-    from model.records import RecordError, read_proposals
+    from model.records import read_proposals
+    from model.tables import RecordError
 
     try:
         records = read_proposals(path)

@@ -23,6 +23,7 @@ from model.baseline import BaselineClassifier
 from model.calibration import (
     Calibration,
     HeadCalibration,
+    best_threshold,
     binary_calibration_error,
     calibrate_single_head,
     fit_binary_temperature,
@@ -106,4 +107,7 @@ def fit_baseline(
         labels["co_units"] = co_labels
     if not single:
         raise ValueError("no head could be trained: the data needs category or main_unit labels")
-    return BaselineClassifier(vectorizer, single, multi, labels, Calibration(heads=heads_cal))
+    calibration = Calibration(heads=heads_cal)
+    if multi is not None:
+        calibration.co_unit_threshold = best_threshold(sigmoid(oof, temperature), y_multi)
+    return BaselineClassifier(vectorizer, single, multi, labels, calibration)

@@ -95,7 +95,7 @@ def plot_reliability(head_report: dict[str, Any], title: str, out: Path) -> Path
         [r["accuracy"] for r in rows],
         "o-",
         color="C3",
-        label="平均置信度",
+        label="各区间：平均置信度与准确率",
     )
     for r in rows:
         ax.text(

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from model.calibration import (
     Calibration,
     HeadCalibration,
+    best_threshold,
     binary_calibration_error,
     calibrate_blend,
     combine,
@@ -71,6 +72,8 @@ class TransformerConfig:
         warmup_ratio: share of steps with a linearly rising learning rate.
         dropout: dropout before the heads.
         calibration_fraction: rows held out to fit temperatures and conformal thresholds.
+        min_calibration_rows: hold out at least this many rows (up to 30% of the data): a
+            conformal threshold from a few dozen rows gives needlessly large sets.
         coverage: target coverage of the conformal prediction sets.
         blend_baseline: also fit the TF-IDF baseline on the same rows and blend its scores with
             the transformer's, with weights fitted on the held-out rows (calibrated in one step).
@@ -89,6 +92,7 @@ class TransformerConfig:
     warmup_ratio: float = 0.1
     dropout: float = 0.1
     calibration_fraction: float = 0.15
+    min_calibration_rows: int = 50
     coverage: float = 0.95
     blend_baseline: bool = True
     seed: int = 0
@@ -153,7 +157,10 @@ def _split_for_calibration(
     head = "category" if any(p.category for p in proposals) else "main_unit"
     labelled = [p for p in proposals if getattr(p, head)]
     unlabelled = [p for p in proposals if not getattr(p, head)]
-    fit, held = stratified_split(labelled, head, config.calibration_fraction, config.seed)
+    fraction = max(
+        config.calibration_fraction, min(0.3, config.min_calibration_rows / max(len(labelled), 1))
+    )
+    fit, held = stratified_split(labelled, head, fraction, config.seed)
     return fit + unlabelled, held
 
 
@@ -192,7 +199,9 @@ def fit_transformer(
     labels = _labels(fit_rows)
     folder = resolve_backbone(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    backbone = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    backbone = AutoModel.from_pretrained(
+        folder
+    )  # the pooler is unused; loading it keeps logs quiet
     network = MultiTaskModel(backbone, {h: len(v) for h, v in labels.items()}, config.dropout).to(
         device
     )
@@ -395,6 +404,7 @@ def _calibrate(
         t = targets.multi[rows].numpy()[keep]
         parts = [s] + ([base_scores["co_units"][keep]] if "co_units" in base_scores else [])
         weights = fit_weights(parts, t, binary=True)
+        calibration.co_unit_threshold = best_threshold(sigmoid(combine(parts, weights)), t)
         calibration.heads["co_units"] = HeadCalibration(
             weights=weights,
             coverage=config.coverage,

@@ -121,6 +121,11 @@ def proposal_context(request: Request, session: Any, p: Proposal) -> dict[str, A
         d["theirs"] = segments(_text_of(session, d), [(x["b_start"], x["b_end"]) for x in passages])
         d["overlap_chars"] = sum(x["a_end"] - x["a_start"] for x in passages)
     detail["duplicates"] = dups
+    # Title and body features can name the same word twice; show each word once.
+    detail["why"] = {
+        head: [w for i, w in enumerate(words) if w["word"] not in {x["word"] for x in words[:i]}]
+        for head, words in (detail.get("why") or {}).items()
+    }
     live = request.app.state.tian.runtime.current
     labels = dict(live.classifier.labels) if live is not None else {}
     return {

@@ -3,13 +3,17 @@
   const box = document.getElementById("job");
   if (!box || !box.dataset.job) return;
   const id = box.dataset.job;
+  const STATUS = { queued: "排队中", running: "进行中", done: "已完成", failed: "失败" };
   const text = (s) => { const d = document.createElement("div"); d.textContent = s; return d; };
   async function poll() {
     const r = await fetch(`/api/jobs/${id}`, { credentials: "same-origin" });
     if (!r.ok) return;
     const job = await r.json();
-    document.getElementById("job-status").textContent = job.status;
-    document.getElementById("job-message").textContent = job.message || "";
+    const status = document.getElementById("job-status");
+    status.textContent = STATUS[job.status] || job.status;
+    status.dataset.status = job.status;
+    const rejected = job.status === "failed" && (job.result || {}).errors;
+    document.getElementById("job-message").textContent = rejected ? "文件有错误，已拒绝" : (job.message || "");
     const bar = document.getElementById("job-progress");
     bar.max = job.total || 1; bar.value = job.done;
     document.getElementById("job-count").textContent = `${job.done} / ${job.total}`;
@@ -18,7 +22,9 @@
       const out = document.getElementById("job-result");
       const res = job.result || {};
       if (res.errors) {
-        out.appendChild(text(res.detail));
+        const more = res.more_errors ? `（另有 ${res.more_errors} 处未列出）` : "";
+        const head = text(`文件“${res.file_name || ""}”未导入：发现 ${res.errors.length} 处错误${more}，没有保存任何内容。请修改后重新上传。`);
+        head.className = "error"; out.appendChild(head);
         for (const e of res.errors) out.appendChild(text(`第 ${e.row ?? "-"} 行 ${e.column ?? ""} ${e.id ?? ""}：${e.message}`));
       } else if (job.status === "done" && job.kind === "import") {
         out.appendChild(text(`新增 ${res.added}，更新 ${res.updated}，未变 ${res.unchanged}。`));

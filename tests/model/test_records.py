@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import pickle
-import random
-import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -15,14 +12,12 @@ import pytest
 
 from model.records import (
     Proposal,
-    RecordError,
-    RecordIssue,
     canonical_column,
     parse_time,
     read_proposals,
-    read_table,
     write_proposals,
 )
+from model.tables import RecordError, read_table
 
 PROPOSER = "王秘密"  # stands for personal data: must never show up in errors or repr
 
@@ -212,35 +207,6 @@ def test_xlsx_row_numbers_are_sheet_rows(tmp_path: Path) -> None:
     assert "also on row 2" in error.issues[0].message
 
 
-def test_read_table_returns_raw_text(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "topics.csv", "\ufeff topic_id ,题目\nT1, 题目一 \n\nT2,题目二\n")
-    headers, rows = read_table(path)
-    assert headers == ["topic_id", "题目"]
-    assert rows == [{"topic_id": "T1", "题目": " 题目一 "}, {"topic_id": "T2", "题目": "题目二"}]
-
-
-def test_read_table_jsonl_union_of_keys(tmp_path: Path) -> None:
-    path = tmp_path / "t.jsonl"
-    path.write_text('{"a": 1, "b": ["x", "y"]}\n\n{"c": null}\n', encoding="utf-8")
-    headers, rows = read_table(path)
-    assert headers == ["a", "b", "c"]
-    assert rows == [{"a": "1", "b": "x、y", "c": ""}, {"a": "", "b": "", "c": ""}]
-
-
-def test_gb18030_input(tmp_path: Path) -> None:
-    path = write_csv(
-        tmp_path / "gb.csv", "提案号,案由,类别\n1,关于加强垃圾分类的建议,环境保护\n", "gb18030"
-    )
-    [p] = read_proposals(path)
-    assert (p.title, p.category) == ("关于加强垃圾分类的建议", "环境保护")
-
-
-def test_utf16_input(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "u16.csv", "\ufeffid\ttitle\n1\t标题\n", "utf-16-le")
-    [p] = read_proposals(path)
-    assert (p.id, p.title) == ("1", "标题")
-
-
 def test_jsonl_co_units_list_or_string_and_nested_extra(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     lines = [
@@ -368,13 +334,6 @@ def test_error_lists_are_capped(tmp_path: Path) -> None:
     assert str(error).count("\n") == 101
 
 
-def test_record_issue_format() -> None:
-    assert str(RecordIssue("a.csv", 3, "title", "bad")) == "a.csv:3:title: bad"
-    assert str(RecordIssue("a.csv", None, None, "bad")) == "a.csv: bad"
-    error = pickle.loads(pickle.dumps(RecordError([RecordIssue("a.csv", 2, None, "x")])))
-    assert error.issues == [RecordIssue("a.csv", 2, None, "x")]
-
-
 def test_empty_and_header_only_files(tmp_path: Path) -> None:
     for name, data in [("empty.csv", ""), ("blank.csv", "\n\n \n"), ("empty.jsonl", "\n")]:
         assert "empty" in str(read_error(write_csv(tmp_path / name, data)))
@@ -389,70 +348,9 @@ def test_max_rows(tmp_path: Path) -> None:
     assert "more than 29 data rows" in str(read_error(path, max_rows=29))
 
 
-def test_missing_file_and_unsupported_types(tmp_path: Path) -> None:
-    assert "file not found" in str(read_error(tmp_path / "nope.csv"))
-    assert "file not found" in str(read_error(tmp_path / "nope.xlsx"))
-    assert "unsupported file type '.docx'" in str(read_error(tmp_path / "x.docx"))
-    assert "save as .xlsx" in str(read_error(tmp_path / "x.xls"))
-
-
-def test_csv_with_too_many_fields(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "in.csv", "id,title\n1,甲,乙\n")
-    assert "row has 3 fields but the header has 2" in str(read_error(path))
-
-
 def test_duplicate_columns(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "in.csv", "id,标题,title\n1,甲,乙\n")
     assert "both mean 'title'" in str(read_error(path))
-
-
-# ---------------------------------------------------------------------------------------------
-# Unreadable files
-
-
-def test_undecodable_bytes_name_the_offset(tmp_path: Path) -> None:
-    data = "id,title\n1,关于加强养老服务的建议\n".encode() + b"2,\xff\xfe\n"
-    path = tmp_path / "bad.csv"
-    path.write_bytes(data)
-    text = str(read_error(path))
-    offset = data.index(b"\xff")
-    assert f"byte offset {offset}" in text and str(path) in text
-
-
-def test_binary_junk(tmp_path: Path) -> None:
-    rng = random.Random(0)
-    for i in range(5):
-        path = tmp_path / f"junk{i}.csv"
-        path.write_bytes(bytes(rng.randrange(256) for _ in range(2000)))
-        error = read_error(path)
-        assert str(path) in str(error) and len(error.issues) == 1
-
-
-@pytest.mark.parametrize("suffix", [".xlsx", ".csv", ".jsonl"])
-def test_random_bytes_never_leak_a_raw_traceback(tmp_path: Path, suffix: str) -> None:
-    rng = random.Random(1)
-    path = tmp_path / f"junk{suffix}"
-    path.write_bytes(b"PK\x03\x04" + bytes(rng.randrange(256) for _ in range(500)))
-    assert read_error(path).issues
-
-
-def test_broken_xlsx_files(tmp_path: Path) -> None:
-    good = write_xlsx(
-        tmp_path / "good.xlsx", [["id", "title"], *[[i, "甲" * 50] for i in range(200)]]
-    )
-    data = good.read_bytes()
-    (tmp_path / "cut.xlsx").write_bytes(data[: len(data) // 2])
-    assert "damaged or truncated" in str(read_error(tmp_path / "cut.xlsx"))
-    (tmp_path / "text.xlsx").write_text("id,title\n1,甲\n", encoding="utf-8")
-    assert "not a zip archive" in str(read_error(tmp_path / "text.xlsx"))
-    (tmp_path / "old.xlsx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
-    assert "old Office file" in str(read_error(tmp_path / "old.xlsx"))
-    with zipfile.ZipFile(tmp_path / "doc.xlsx", "w") as zf:
-        zf.writestr("word/document.xml", "<w:document/>")
-        zf.writestr("[Content_Types].xml", "<Types/>")
-    assert "Word document" in str(read_error(tmp_path / "doc.xlsx"))
-    (tmp_path / "zip.csv").write_bytes(data)
-    assert "zip archive" in str(read_error(tmp_path / "zip.csv"))
 
 
 # ---------------------------------------------------------------------------------------------

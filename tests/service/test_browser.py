@@ -94,7 +94,9 @@ def test_review_flow_in_chromium(
         browser.find_element(By.NAME, "file").send_keys(str(upload))
         browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
         _wait(lambda: "/jobs/" in browser.current_url, what="the progress page")
-        _wait(lambda: _text(browser, "#job-status") == "done", what="the import job")
+        status = browser.find_element(By.ID, "job-status")
+        _wait(lambda: status.get_attribute("data-status") == "done", what="the import job")
+        assert _text(browser, "#job-status") == "已完成"
         assert "新增 5" in _text(browser, "#job-result")
         state.jobs.wait_idle()  # suggestions, duplicates and topics
 
