@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "dedup",
     "topics",
     "backbone",
+    "serve",
+    "user",
     "models",
     "compare",
     "export_training",

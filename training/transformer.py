@@ -65,6 +65,8 @@ class TransformerConfig:
         tail_tokens: tokens kept from the end of long contents (0: plain truncation).
         trainable_layers: top layers that learn; the rest are frozen and computed once.
         epochs: passes over the training rows (fractions allowed).
+        min_steps: train at least this many steps, so that a small year (a few hundred
+            proposals) still gets enough updates for the heads to learn.
         batch_size: proposals per step.
         lr: learning rate of the trainable layers.
         head_lr: learning rate of the heads (fresh, so larger).
@@ -85,6 +87,7 @@ class TransformerConfig:
     tail_tokens: int = 64
     trainable_layers: int = 2
     epochs: float = 6.0
+    min_steps: int = 200
     batch_size: int = 16
     lr: float = 1e-4
     head_lr: float = 3e-3
@@ -323,7 +326,7 @@ def _train(
     rng = random.Random(config.seed)
     lengths = [c.shape[0] for c in cached]
     steps_per_epoch = math.ceil(len(rows) / config.batch_size)
-    total = max(1, int(steps_per_epoch * config.epochs))
+    total = max(config.min_steps, int(steps_per_epoch * config.epochs), 1)
     warmup = int(total * config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,

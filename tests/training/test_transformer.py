@@ -19,6 +19,7 @@ def tiny_config(tiny_backbone_dir):
         lr=1e-3,
         head_lr=1e-2,
         calibration_fraction=0.25,
+        min_steps=0,
     )
 
 
