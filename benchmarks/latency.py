@@ -35,14 +35,18 @@ def measure(model, texts: list[str]) -> tuple[float, float, dict[str, np.ndarray
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True)
     args = parser.parse_args()
     texts = [p.text for p in read_proposals(args.data)]
     model = load_classifier(args.model)
     fp32 = measure(model, texts)
-    print(f"float32: single median {fp32[0]:.0f} ms, batch {fp32[1]:.1f} proposals/s ({len(texts)} texts)")
+    print(
+        f"float32: single median {fp32[0]:.0f} ms, batch {fp32[1]:.1f} proposals/s ({len(texts)} texts)"
+    )
     if hasattr(model, "quantize"):
         int8 = measure(model.quantize(), texts)
         print(f"int8:    single median {int8[0]:.0f} ms, batch {int8[1]:.1f} proposals/s")
@@ -51,7 +55,9 @@ def main() -> None:
                 continue
             agree = np.mean(fp32[2][head].argmax(1) == int8[2][head].argmax(1))
             gap = np.abs(fp32[2][head] - int8[2][head]).max()
-            print(f"  {head}: top-1 agreement {agree:.3f}, largest probability difference {gap:.3f}")
+            print(
+                f"  {head}: top-1 agreement {agree:.3f}, largest probability difference {gap:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,16 @@ def test_help_lists_the_design_contract_commands(capsys):
 
 
 def test_missing_input_file_is_a_clear_error(tmp_path, capsys):
-    code = main(["predict", "--model", str(tmp_path), "--data", "nope.csv", "--out", str(tmp_path / "o.jsonl")])
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(tmp_path),
+            "--data",
+            "nope.csv",
+            "--out",
+            str(tmp_path / "o.jsonl"),
+        ]
+    )
     assert code == 2
     assert "not a model bundle" in capsys.readouterr().err
