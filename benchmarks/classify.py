@@ -17,12 +17,13 @@ import argparse
 import csv
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from latency import measure  # noqa: E402
 
 from model.records import Proposal, read_proposals  # noqa: E402
 from training.data import stratified_split  # noqa: E402
@@ -58,18 +59,8 @@ def load_unit(seed: int) -> tuple[list[Proposal], list[Proposal]]:
 
 
 def latency(model, texts: list[str]) -> dict[str, float]:
-    single = []
-    for text in texts[:50]:
-        started = time.perf_counter()
-        model.predict_proba([text])
-        single.append(time.perf_counter() - started)
-    started = time.perf_counter()
-    model.predict_proba(texts)
-    batch_seconds = time.perf_counter() - started
-    return {
-        "single_median_ms": 1000 * statistics.median(single),
-        "batch_per_second": len(texts) / batch_seconds,
-    }
+    single_ms, per_second, _ = measure(model, texts)
+    return {"single_median_ms": single_ms, "batch_per_second": per_second}
 
 
 def run(

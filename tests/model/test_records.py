@@ -9,6 +9,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from table_files import write_csv, write_xlsx
 
 from model.records import (
     Proposal,
@@ -20,22 +21,6 @@ from model.records import (
 from model.tables import RecordError, read_table
 
 PROPOSER = "王秘密"  # stands for personal data: must never show up in errors or repr
-
-
-def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.write_bytes(text.encode(encoding))
-    return path
-
-
-def write_xlsx(path: Path, rows: list[list[object]], sheet: str = "Sheet1") -> Path:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = sheet
-    for row in rows:
-        ws.append(row)
-    wb.save(path)
-    return path
 
 
 def read_error(path: Path, **kwargs: int) -> RecordError:

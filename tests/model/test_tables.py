@@ -7,8 +7,8 @@ import random
 import zipfile
 from pathlib import Path
 
-import openpyxl
 import pytest
+from table_files import write_csv, write_xlsx
 
 from model.tables import (
     RecordError,
@@ -18,22 +18,6 @@ from model.tables import (
     read_table,
     unescape_csv,
 )
-
-
-def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.write_bytes(text.encode(encoding))
-    return path
-
-
-def write_xlsx(path: Path, rows: list[list[object]], sheet: str = "Sheet1") -> Path:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = sheet
-    for row in rows:
-        ws.append(row)
-    wb.save(path)
-    return path
 
 
 def read_error(path: Path, **kwargs: int) -> RecordError:
