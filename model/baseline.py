@@ -83,7 +83,11 @@ class BaselineClassifier:
         ]
         contributions = [c for c in contributions if c[1] > 0 and c[0].strip()]
         contributions.sort(key=lambda c: -c[1])
-        return contributions[:top_n]
+        # A word and the same characters as an n-gram are one reason to a reader: keep the first.
+        unique: dict[str, float] = {}
+        for term, weight in contributions:
+            unique.setdefault(term, weight)
+        return list(unique.items())[:top_n]
 
     def feature_names(self) -> Any:
         """Feature names of the vectoriser, computed once: scikit-learn rebuilds the list on
