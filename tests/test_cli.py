@@ -35,3 +35,15 @@ def test_missing_input_file_is_a_clear_error(tmp_path, capsys):
     )
     assert code == 2
     assert "not a model bundle" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [["--coverage", "1.5"], ["--epochs", "0"], ["--max-length", "4000"]],
+)
+def test_bad_training_settings_are_refused_before_training(tmp_path, capsys, flag):
+    out = tmp_path / "bundle"
+    code = main(["train", "--data", "data/demo/proposals.csv", "--out", str(out), *flag])
+    assert code == 2
+    assert flag[0] in capsys.readouterr().err
+    assert not out.exists()  # nothing written

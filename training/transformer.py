@@ -38,6 +38,7 @@ from model.calibration import (
     fit_weights,
     sigmoid,
 )
+from model.encoder import is_e5_style
 from model.heads import SINGLE_LABEL_HEADS, has_multi_labels, multi_targets, single_targets
 from model.records import Proposal
 from model.transformer import (
@@ -110,10 +111,6 @@ def transformer_config_from_args(args: argparse.Namespace) -> TransformerConfig:
         "seed": args.seed,
     }
     return TransformerConfig(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _e5_prefix(base_model: str) -> str:
-    return "query: " if "e5" in str(base_model).lower() else ""
 
 
 class _Targets:
@@ -217,7 +214,8 @@ def fit_transformer(
         for p in layer.parameters():
             p.requires_grad = True
 
-    settings = InputSettings(config.max_length, config.tail_tokens, _e5_prefix(config.base_model))
+    prefix = "query: " if is_e5_style(folder) else ""  # e5 models expect a query/passage prefix
+    settings = InputSettings(config.max_length, config.tail_tokens, prefix)
     ptok = ProposalTokenizer(tokenizer, settings)
     rows = list(fit_rows) + list(cal_rows)
     encoded = ptok.encode_many([p.title for p in rows], [p.content for p in rows])

@@ -40,9 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model.bundle import save_bundle
+    from tian.cli import UserError
     from tian.commands.common import read_inputs
     from training.data import summarise
 
+    # Check settings before reading data or training, so a typo costs seconds, not an hour.
+    if not 0 < args.coverage < 1:
+        raise UserError(f"--coverage must be between 0 and 1, not {args.coverage}")
+    if args.epochs is not None and args.epochs <= 0:
+        raise UserError(f"--epochs must be positive, not {args.epochs}")
+    if args.max_length is not None and not 16 <= args.max_length <= 512:
+        raise UserError(f"--max-length must be between 16 and 512 tokens, not {args.max_length}")
     proposals = read_inputs(args.data, args.years)
     proposals, aliases_used = _apply_aliases(proposals, getattr(args, "aliases", None))
     started = time.perf_counter()
