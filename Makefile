@@ -24,23 +24,25 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(TIAN) backbone build
 	$(TIAN) train --kind baseline --data $(DEMO)/proposals.csv --years 2022 2023 --out $(RUN)/baseline
-	$(TIAN) train --data $(DEMO)/proposals.csv --years 2022 2023 --out $(RUN)/transformer
+	$(TIAN) train --data $(DEMO)/proposals.csv --years 2022 2023 --units data/units.csv \
+	    --out $(RUN)/auto
 	$(TIAN) evaluate --model $(RUN)/baseline --data $(DEMO)/proposals.csv --years 2024 \
 	    --report $(RUN)/baseline_eval/report.json --format table
-	$(TIAN) evaluate --model $(RUN)/transformer --data $(DEMO)/proposals.csv --years 2024 \
-	    --report $(RUN)/transformer_eval/report.json --format table
-	$(TIAN) predict --model $(RUN)/transformer --data $(DEMO)/proposals.csv --out $(RUN)/predictions.jsonl
+	$(TIAN) evaluate --model $(RUN)/auto --data $(DEMO)/proposals.csv --years 2024 \
+	    --report $(RUN)/auto_eval/report.json --format table
+	$(TIAN) predict --model $(RUN)/auto --data $(DEMO)/proposals.csv --out $(RUN)/predictions.jsonl
 	$(TIAN) dedup --data $(DEMO)/proposals.csv --out $(RUN)/duplicates.csv --groups $(RUN)/groups.csv \
 	    --evidence $(RUN)/evidence.jsonl
 	$(TIAN) topics --topics $(DEMO)/topics_2024.csv --data $(DEMO)/proposals.csv --years 2024 \
 	    --out $(RUN)/topics.jsonl --coverage $(RUN)/topic_coverage.json
-	$(TIAN) serve --model $(RUN)/transformer --import $(DEMO)/proposals.csv \
+	$(TIAN) serve --model $(RUN)/auto --import $(DEMO)/proposals.csv \
 	    --topics $(DEMO)/topics_2024.csv --topics-year 2024 --demo-admin
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy model service
+	$(VENV)/bin/lint-imports  # layering contracts: [tool.importlinter] in pyproject.toml
 
 test: lint
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -q --durations=10

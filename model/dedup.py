@@ -3,34 +3,36 @@
 Each signal covers what the others miss:
 
 - a normalised-text hash catches exact repeats;
-- character 3-gram Jaccard and containment catch near-verbatim copies (a changed opening,
-  a sentence added or removed);
-- embedding cosine catches rewordings. e5 cosines sit in a narrow high band (unrelated
-  Chinese texts score about 0.9), so besides the raw cosine we use the cosine *relative to
-  each text's own neighbourhood* (cosine minus the mean of both texts' top-k neighbour
-  cosines), which transfers better between corpora of different density;
-- "differences that matter": places, estates, schools or units named in one text and not
-  the other, and numbers (years, house numbers) that disagree;
-- "same concrete matter": proposals on one theme (a river, a district) share their theme
-  words but not the specific terms of their matter (淤地坝 and 坡耕地 against 堤防 and
-  管涌). Overlap weighted by each 3-gram's rarity in the pool (IDF over the texts being
-  compared) rewards the shared rare terms and discounts the theme words, in the full text
-  and in the title.
+- character 3-gram Jaccard and containment, character TF-IDF cosine and the longest
+  shared passage catch near-verbatim copies and partial copies (a changed opening, a sentence
+  added, one text quoting the other);
+- the raw embedding cosine catches rewordings. It is used as it is: a cosine taken relative
+  to each text's neighbourhood punishes exactly the matters many people raise, which is
+  where duplicates are;
+- "same concrete matter": overlap weighted by each n-gram's rarity in the pool rewards the
+  specific terms of a matter (an estate's name, a plant, a bus route) and discounts the
+  theme words that a whole district shares; named places shared by both texts, or named in
+  both and disjoint (a form letter sent about two estates), say whether it is one place.
 
-A logistic regression over these features, fitted by `training/dedup_calibration.py` and
-shipped as `model/dedup_calibration.json`, turns them into a probability.
+The corpus statistics (rarity, TF-IDF vocabularies) come from the texts being compared and
+need no encoder, so a pool can be built over a whole file while only the texts of the pairs
+to be scored are encoded. A logistic regression over these features, fitted on real
+labelled pairs by `training/dedup_scorer.py` and shipped as `model/dedup_calibration.json`,
+turns them into a probability; the file also holds the flag threshold chosen for a stated
+precision.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,10 +43,14 @@ __all__ = [
     "DocSignature",
     "DuplicateScorer",
     "PairKind",
+    "PairScore",
+    "build_pool",
+    "candidate_pairs",
+    "char_candidates",
     "clean_for_overlap",
-    "neighbour_background",
     "pair_features",
     "rarity_weights",
+    "score_pool",
     "signature",
 ]
 
@@ -54,15 +60,22 @@ FEATURE_NAMES: tuple[str, ...] = (
     "exact",
     "char_jaccard",
     "char_containment",
+    "char_tfidf",
+    "longest_shared",
     "title_overlap",
+    "title_tfidf",
+    "title_rare",
     "cosine",
-    "cosine_rel",
     "entity_mismatch",
     "number_mismatch",
     "length_ratio",
     "rare_jaccard",
     "rare_containment",
-    "title_rare",
+    "rare4_share",
+    "rare4_max",
+    "rare4_any",
+    "shared_places",
+    "disjoint_places",
 )
 
 DEFAULT_CALIBRATION_PATH = Path(__file__).with_name("dedup_calibration.json")
@@ -163,16 +176,39 @@ def _entities(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# Named places and organisations (jieba's ns/nt/nz tags) in a text's opening, where the
+# place of the matter is almost always named.
+_PLACE_TAGS = frozenset(["ns", "nt", "nz"])
+_PLACE_SPAN = 400
+# A 4-gram in at most this share of the pool counts as rare (a matter's specific terms);
+# one shared by just the two texts of a pair always does, however small the pool.
+RARE_DF_SHARE = 0.01
+
+
 @dataclass(frozen=True)
 class DocSignature:
     """Everything the pair features need from one text, computed once per text."""
 
     hash: str
+    text: str
     shingles: frozenset[str]
+    grams4: frozenset[str]
     title_bigrams: frozenset[str]
     entities: frozenset[str]
     numbers: frozenset[str]
     length: int
+
+
+def places(text: str) -> frozenset[str]:
+    """Named places and organisations in the opening of a text (jieba's part-of-speech tags)."""
+    import jieba
+    import jieba.posseg as pseg
+
+    jieba.setLogLevel(60)  # its start-up banner is not ours to print
+    opening = _MASK_RE.sub("", unicodedata.normalize("NFKC", text))[:_PLACE_SPAN]
+    return frozenset(
+        w.word for w in pseg.cut(opening) if w.flag in _PLACE_TAGS and len(w.word) >= 3
+    )
 
 
 def signature(title: str, content: str) -> DocSignature:
@@ -183,7 +219,9 @@ def signature(title: str, content: str) -> DocSignature:
     numbers = frozenset(_NUMBER_RE.findall(_MASK_RE.sub("", unicodedata.normalize("NFKC", raw))))
     return DocSignature(
         hash=hashlib.sha1(full.encode("utf-8")).hexdigest(),
+        text=full,
         shingles=_shingles(full),
+        grams4=_shingles(full, 4),
         title_bigrams=_shingles(title_clean, 2),
         entities=_entities(raw),
         numbers=numbers,
@@ -213,91 +251,155 @@ def rarity_weights(signatures: Sequence[DocSignature]) -> dict[str, float]:
             key = "\t" + term
             df[key] = df.get(key, 0) + 1
     n = len(signatures)
-    return {term: 1.0 + float(np.log((n + 1) / (count + 1))) for term, count in df.items()}
+    return {term: 1.0 + math.log((n + 1) / (count + 1)) for term, count in df.items()}
 
 
-def _weighted(terms: frozenset[str], idf: dict[str, float] | None, prefix: str = "") -> float:
-    if idf is None:
-        return float(len(terms))
+def _weighted(terms: frozenset[str], idf: dict[str, float], prefix: str = "") -> float:
     # Weights come from the same texts, so a term is missing only for a text scored outside
     # its pool; it then counts like a common term (1), never as a rare one.
     return float(sum(idf.get(prefix + t, 1.0) for t in terms))
 
 
-def pair_features(
-    a: DocSignature,
-    b: DocSignature,
-    cosine: float,
-    background: float,
-    idf: dict[str, float] | None = None,
-) -> np.ndarray:
-    """Feature vector (in `FEATURE_NAMES` order) for one pair.
+@dataclass
+class PoolStats:
+    """Corpus statistics of the texts being compared (no encoder needed).
 
-    `background` is the mean of both texts' typical neighbour cosine (see
-    `neighbour_background`); `cosine - background` is the rank-relative similarity. `idf`
-    (from `rarity_weights` over the pool) weights the rare-term features; without it every
-    term weighs 1.
+    Attributes:
+        idf: rarity of content 3-grams and title bigrams (`rarity_weights`).
+        df4: in how many texts each content 4-gram occurs.
+        n: number of texts.
+        char_tfidf, title_tfidf: L2-normalised sparse TF-IDF rows, one per text (character
+            1-3-grams of the text; character 1-2-grams of the title). Word TF-IDF (jieba) was
+            tried and added nothing on real pairs while costing most of the pool's time.
     """
+
+    idf: dict[str, float]
+    df4: dict[str, int]
+    n: int
+    char_tfidf: Any
+    title_tfidf: Any
+
+
+def pool_stats(signatures: Sequence[DocSignature], titles: Sequence[str]) -> PoolStats:
+    """Fit the pool's rarity weights and TF-IDF vocabularies on its own texts."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [s.text for s in signatures]
+    df4: dict[str, int] = {}
+    for sig in signatures:
+        for g in sig.grams4:
+            df4[g] = df4.get(g, 0) + 1
+
+    def tfidf(docs: list[str], **kwargs: Any) -> Any:
+        if not any(docs):
+            docs = [d or " " for d in docs]
+        try:
+            return TfidfVectorizer(sublinear_tf=True, **kwargs).fit_transform(docs).tocsr()
+        except ValueError:  # an empty vocabulary: nothing in common to measure
+            from scipy import sparse
+
+            return sparse.csr_matrix((len(docs), 1))
+
+    return PoolStats(
+        idf=rarity_weights(signatures),
+        df4=df4,
+        n=len(signatures),
+        char_tfidf=tfidf(texts, analyzer="char", ngram_range=(1, 3)),
+        title_tfidf=tfidf(
+            [clean_for_overlap(t) for t in titles], analyzer="char", ngram_range=(1, 2)
+        ),
+    )
+
+
+def _sparse_cosine(mat: Any, i: int, j: int) -> float:
+    return float(mat[i].multiply(mat[j]).sum())
+
+
+def _longest_shared_run(a: DocSignature, b: DocSignature) -> int:
+    """Length of the longest passage of `a` whose every 4-gram also occurs in `b`.
+
+    A linear-time stand-in for the longest common substring (a quoted paragraph, a copied
+    request), close enough for a feature and free of the quadratic worst case.
+    """
+    if not a.grams4 or not b.grams4:
+        return 0
+    if len(a.text) > len(b.text):
+        a, b = b, a
+    best = run = 0
+    for i in range(len(a.text) - 3):
+        if a.text[i : i + 4] in b.grams4:
+            run += 1
+            best = max(best, run)
+        else:
+            run = 0
+    return best + 3 if best else 0
+
+
+def pair_features(pool: DedupPool, i: int, j: int) -> np.ndarray:
+    """Feature vector (in `FEATURE_NAMES` order) for pool texts `i` and `j`."""
+    a, b = pool.signatures[i], pool.signatures[j]
+    st = pool.stats
     inter = len(a.shingles & b.shingles)
     union = len(a.shingles | b.shingles) or 1
     smaller = min(len(a.shingles), len(b.shingles)) or 1
     t_inter = len(a.title_bigrams & b.title_bigrams)
     t_union = len(a.title_bigrams | b.title_bigrams) or 1
     lengths = sorted((a.length, b.length))
-    shared = _weighted(a.shingles & b.shingles, idf)
-    w_a, w_b = _weighted(a.shingles, idf), _weighted(b.shingles, idf)
-    t_shared = _weighted(a.title_bigrams & b.title_bigrams, idf, "\t")
-    t_all = _weighted(a.title_bigrams | b.title_bigrams, idf, "\t")
+    shared = _weighted(a.shingles & b.shingles, st.idf)
+    w_a, w_b = _weighted(a.shingles, st.idf), _weighted(b.shingles, st.idf)
+    t_shared = _weighted(a.title_bigrams & b.title_bigrams, st.idf, "\t")
+    t_all = _weighted(a.title_bigrams | b.title_bigrams, st.idf, "\t")
+    rare_cut = max(2.0, RARE_DF_SHARE * st.n)
+    rare_a = {g for g in a.grams4 if st.df4.get(g, 1) <= rare_cut}
+    rare_b = {g for g in b.grams4 if st.df4.get(g, 1) <= rare_cut}
+    rare_shared = rare_a & rare_b
+    shared4 = a.grams4 & b.grams4
+    # The rarest shared 4-gram, as a share of the largest rarity this pool allows, so that
+    # pools of different sizes give comparable values.
+    log_n = math.log(st.n + 1)
+    max_idf4 = max((1 - math.log(st.df4.get(g, 1)) / log_n for g in shared4), default=0.0)
+    places_a, places_b = pool.places(i), pool.places(j)
+    both_place = bool(places_a) and bool(places_b)
     return np.array(
         [
             float(a.hash == b.hash and a.length > 0),
             inter / union,
             inter / smaller,
+            _sparse_cosine(st.char_tfidf, i, j),
+            math.log1p(_longest_shared_run(a, b)),
             t_inter / t_union,
-            cosine,
-            cosine - background,
+            _sparse_cosine(st.title_tfidf, i, j),
+            t_shared / max(t_all, 1e-9),
+            float(pool.vectors[i] @ pool.vectors[j]),
             _mismatch(a.entities, b.entities),
             _mismatch(a.numbers, b.numbers),
             (lengths[0] + 1) / (lengths[1] + 1),
             shared / max(w_a + w_b - shared, 1e-9),
             shared / max(min(w_a, w_b), 1e-9),
-            t_shared / max(t_all, 1e-9),
+            len(rare_shared) / (min(len(rare_a), len(rare_b)) + 1),
+            max_idf4,
+            float(bool(rare_shared)),
+            math.log1p(len(places_a & places_b)),
+            float(both_place and not places_a & places_b),
         ],
         dtype=np.float64,
     )
 
 
-def neighbour_background(vectors: np.ndarray, k: int = 10, chunk: int = 1024) -> np.ndarray:
-    """Each row's mean cosine to its k nearest other rows: how crowded its neighbourhood is.
-
-    With fewer than two rows there is no neighbourhood; the background is then the
-    typical cosine of unrelated e5 texts (0.9) so that relative features stay meaningful.
-    """
-    n = len(vectors)
-    if n < 2:
-        return np.full(n, 0.9, dtype=np.float64)
-    k = min(k, n - 1)
-    out = np.empty(n, dtype=np.float64)
-    vecs = np.asarray(vectors, dtype=np.float32)
-    for start in range(0, n, chunk):
-        sims = vecs[start : start + chunk] @ vecs.T
-        rows = np.arange(sims.shape[0])
-        sims[rows, rows + start] = -np.inf  # not its own neighbour
-        top = np.partition(sims, n - k, axis=1)[:, n - k :]
-        out[start : start + chunk] = top.mean(axis=1)
-    return out
-
-
 @dataclass(frozen=True)
 class DedupCalibration:
-    """Logistic regression over standardised pair features, plus the rule for `near`.
+    """Logistic regression over standardised pair features, the flag threshold and `near`.
 
     Attributes:
         coef: one weight per feature in `features`.
         intercept: the bias term.
         mean, scale: standardisation applied before the weights.
         features: feature names, checked against `FEATURE_NAMES` on load.
+        threshold: the calibrated score at which a pair is flagged, chosen on held-out
+            labelled pairs for a stated precision (`info` records which and the recall).
         near_containment: char 3-gram containment at or above which a pair is `near`.
+        verbatim_tfidf: character TF-IDF cosine at or above which a pair that names no
+            conflicting place is a near-verbatim copy, flagged whatever the rest says.
         info: how and on what it was fitted (free-form, for the record).
     """
 
@@ -306,7 +408,9 @@ class DedupCalibration:
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     features: tuple[str, ...] = FEATURE_NAMES
+    threshold: float = 0.5
     near_containment: float = 0.8
+    verbatim_tfidf: float = 0.93
     info: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -317,34 +421,46 @@ class DedupCalibration:
         if features != FEATURE_NAMES:
             raise ValueError(
                 f"{path}: calibration features {features} do not match this version's "
-                f"{FEATURE_NAMES}; refit with training/dedup_calibration.py"
+                f"{FEATURE_NAMES}; refit with training/dedup_scorer.py"
             )
         n = len(features)
         for key in ("coef", "mean", "scale"):
             if len(data[key]) != n:
                 raise ValueError(f"{path}: '{key}' has {len(data[key])} values, expected {n}")
+        threshold = float(data.get("threshold", 0.5))
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"{path}: threshold {threshold} is not between 0 and 1")
         return cls(
             coef=tuple(float(x) for x in data["coef"]),
             intercept=float(data["intercept"]),
             mean=tuple(float(x) for x in data["mean"]),
             scale=tuple(float(x) for x in data["scale"]),
             features=features,
+            threshold=threshold,
             near_containment=float(data.get("near_containment", 0.8)),
+            verbatim_tfidf=float(data.get("verbatim_tfidf", 0.93)),
             info=dict(data.get("info", {})),
         )
 
     def save(self, path: Path | str) -> None:
-        """Write the calibration as a small, readable JSON file."""
-        data = {
+        """Write the calibration as a small, readable JSON file (atomically)."""
+        from model.bundle import write_json
+
+        write_json(Path(path), self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form that `load` reads back."""
+        return {
             "features": list(self.features),
             "coef": [round(x, 6) for x in self.coef],
             "intercept": round(self.intercept, 6),
             "mean": [round(x, 6) for x in self.mean],
             "scale": [round(x, 6) for x in self.scale],
+            "threshold": round(self.threshold, 4),
             "near_containment": self.near_containment,
+            "verbatim_tfidf": self.verbatim_tfidf,
             "info": self.info,
         }
-        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", "utf-8")
 
 
 class DuplicateScorer:
@@ -356,6 +472,11 @@ class DuplicateScorer:
         self._coef = np.asarray(cal.coef, dtype=np.float64)
         self._mean = np.asarray(cal.mean, dtype=np.float64)
         self._scale = np.where(np.asarray(cal.scale) > 0, cal.scale, 1.0).astype(np.float64)
+
+    @property
+    def threshold(self) -> float:
+        """The calibrated score at which a pair is flagged by default."""
+        return self.calibration.threshold
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Calibrated P(same matter) for rows of features (n, len(FEATURE_NAMES))."""
@@ -383,59 +504,67 @@ class DuplicateScorer:
         return out
 
     def score(
-        self,
-        signatures: Sequence[DocSignature],
-        vectors: np.ndarray,
-        background: np.ndarray,
-        pairs: Sequence[tuple[int, int]],
-        idf: dict[str, float] | None = None,
+        self, pool: DedupPool, pairs: Sequence[tuple[int, int]]
     ) -> tuple[np.ndarray, list[PairKind]]:
-        """Probabilities and kinds for index pairs into `signatures`/`vectors`/`background`.
-
-        `idf` should be `rarity_weights` over the same texts (as `build_pool` computes).
-        """
+        """Probabilities and kinds for index pairs into the pool."""
         if not pairs:
             return np.zeros(0), []
-        feats = np.vstack(
-            [
-                pair_features(
-                    signatures[i],
-                    signatures[j],
-                    float(vectors[i] @ vectors[j]),
-                    float(background[i] + background[j]) / 2.0,
-                    idf,
-                )
-                for i, j in pairs
-            ]
-        )
+        feats = np.vstack([pair_features(pool, i, j) for i, j in pairs])
         probs = self.probabilities(feats)
-        # An exact repeat is the same matter whatever the other signals say.
-        kinds = self.kinds(feats)
-        probs = np.where(np.array([k == "exact" for k in kinds]), np.maximum(probs, 0.99), probs)
-        return probs, kinds
+        return self.floored(feats, probs), self.kinds(feats)
+
+    def floored(self, features: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """Probabilities with the copy rules applied.
+
+        An exact repeat is the same matter whatever the other signals say (0.99). A
+        near-verbatim copy that names no conflicting place is flagged (at least the
+        threshold, and 0.95): on real messages such pairs are all duplicates, while form
+        letters sent about two estates differ in the places they name, so `near` alone
+        (high containment) is not floored.
+        """
+        features = np.atleast_2d(features)
+        exact = features[:, FEATURE_NAMES.index("exact")] >= 1.0
+        copy = (
+            features[:, FEATURE_NAMES.index("char_tfidf")] >= self.calibration.verbatim_tfidf
+        ) & (features[:, FEATURE_NAMES.index("entity_mismatch")] == 0.0)
+        probs = np.where(copy, np.maximum(probs, max(0.95, self.threshold)), probs)
+        return np.where(exact, np.maximum(probs, 0.99), probs)
 
 
 # ---------------------------------------------------------------------------------------
-# Candidate generation and pool scoring
+# Pools, candidate generation and pool scoring
 
 
 @dataclass
 class DedupPool:
-    """The texts being compared: rows [0, n_data) come from --data, the rest from --against."""
+    """The texts being compared: rows [0, n_data) come from --data, the rest from --against.
+
+    `vectors` may hold zero rows for texts that are only there for the corpus statistics
+    (scoring given pairs encodes only the texts of those pairs).
+    """
 
     ids: list[str]
     signatures: list[DocSignature]
     vectors: np.ndarray
-    background: np.ndarray
     n_data: int
-    idf: dict[str, float] | None = None
+    stats: PoolStats
+    texts: list[str] = field(default_factory=list)
+    _places: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        if len(self.signatures) != n or len(self.vectors) != n or len(self.background) != n:
-            raise ValueError("ids, signatures, vectors and background must have the same length")
+        if len(self.signatures) != n or len(self.vectors) != n or self.stats.n != n:
+            raise ValueError("ids, signatures, vectors and statistics must have the same length")
         if not 0 <= self.n_data <= n:
             raise ValueError(f"n_data={self.n_data} outside 0..{n}")
+        if self.texts and len(self.texts) != n:
+            raise ValueError("texts must have one entry per id")
+
+    def places(self, i: int) -> frozenset[str]:
+        """Named places of text `i`, tagged on first use (only scored texts pay for it)."""
+        if i not in self._places:
+            self._places[i] = places(self.texts[i]) if self.texts else frozenset()
+        return self._places[i]
 
 
 @dataclass(frozen=True)
@@ -455,18 +584,16 @@ def build_pool(
     vectors: np.ndarray,
     *,
     n_data: int | None = None,
-    background_k: int = 10,
 ) -> DedupPool:
-    """Signatures and neighbourhood background for a set of texts with their embeddings."""
+    """Signatures and corpus statistics for a set of texts with their embeddings."""
     sigs = [signature(t, c) for t, c in zip(titles, contents, strict=True)]
-    vecs = np.asarray(vectors, dtype=np.float32)
     return DedupPool(
         ids=list(ids),
         signatures=sigs,
-        vectors=vecs,
-        background=neighbour_background(vecs, k=background_k),
+        vectors=np.asarray(vectors, dtype=np.float32),
         n_data=len(ids) if n_data is None else n_data,
-        idf=rarity_weights(sigs),
+        stats=pool_stats(sigs, list(titles)),
+        texts=[f"{t}\n{c}" for t, c in zip(titles, contents, strict=True)],
     )
 
 
@@ -541,7 +668,7 @@ def score_pool(
 ) -> list[PairScore]:
     """Score index pairs of a pool, keeping their order."""
     scorer = scorer or DuplicateScorer()
-    probs, kinds = scorer.score(pool.signatures, pool.vectors, pool.background, pairs, pool.idf)
+    probs, kinds = scorer.score(pool, pairs)
     return [
         PairScore(pool.ids[i], pool.ids[j], float(p), kind)
         for (i, j), p, kind in zip(pairs, probs, kinds, strict=True)

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from model.atomic import staging_folder
 from model.encoder import TextEncoder
 
 __all__ = [
@@ -329,9 +327,7 @@ class VectorIndex:
     def save(self, folder: Path) -> None:
         """Write the index to ``folder`` atomically (a reader sees the old or the new, never half)."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with staging_folder(folder) as tmp:
             np.save(tmp / _VECTORS, self._buf[: len(self)])
             (tmp / _IDS).write_text(
                 json.dumps({"ids": self._ids, "texts_hash": self._hashes}, ensure_ascii=False),
@@ -351,16 +347,6 @@ class VectorIndex:
             (tmp / _META).write_text(
                 json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8"
             )
-            old = None
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-                os.replace(folder, old)
-            os.replace(tmp, folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, folder: Path, *, encoder_name: str | None = None) -> VectorIndex:

@@ -15,19 +15,28 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from model.atomic import staging_folder
 from model.bundle import CALIBRATION, LABELS, MANIFEST, BundleError, read_manifest, write_json
+from model.ensemble import serving_summary
 
-__all__ = ["ModelEntry", "ModelRegistry", "RegistryError", "UnknownVersionError"]
+__all__ = [
+    "KIND_TEXT",
+    "ModelEntry",
+    "ModelRegistry",
+    "RegistryError",
+    "UnknownVersionError",
+    "describe",
+    "headline_metrics",
+    "one_line",
+]
 
 REGISTRY_FILE = "registry.json"
 LOCK_FILE = ".lock"
@@ -149,6 +158,25 @@ class ModelRegistry:
         live = self._state()["live"]
         return self.get(live) if live else None
 
+    def live_version(self) -> str | None:
+        """The live version's name only (reads registry.json, loads no manifest)."""
+        live = self._state()["live"]
+        return str(live) if live else None
+
+    def rollback_target(self) -> str | None:
+        """The version `rollback` would go back to now, or None when there is none."""
+        stack = _live_stack(self._state()["history"])
+        return stack[-2] if len(stack) >= 2 else None
+
+    def signature(self) -> tuple[int, int] | None:
+        """A cheap fingerprint of registry.json (mtime in ns, size): it changes whenever any
+        process promotes or rolls back, so a server can poll it on every request."""
+        try:
+            st = (self.root / REGISTRY_FILE).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
     # ---------------------------------------------------------------- changing
 
     def add(self, bundle_dir: Path, *, version: str | None = None) -> ModelEntry:
@@ -166,8 +194,10 @@ class ModelRegistry:
         for name in (LABELS, CALIBRATION):
             if not (bundle_dir / name).is_file():
                 raise RegistryError(f"{bundle_dir} is not a complete bundle: {name} is missing")
-        if manifest.get("kind") not in ("baseline", "transformer"):
-            raise RegistryError(f"{bundle_dir}: unknown model kind {manifest.get('kind')!r}")
+        # Which kinds exist is the bundle loader's business (new kinds such as the automatic
+        # ensemble appear there first); the registry only needs one to be named.
+        if not isinstance(manifest.get("kind"), str) or not manifest["kind"]:
+            raise RegistryError(f"{bundle_dir}: the manifest names no model kind")
         version = version or str(manifest.get("version") or "")
         if not version:
             raise RegistryError(f"{bundle_dir}: the manifest has no version; pass one explicitly")
@@ -177,8 +207,8 @@ class ModelRegistry:
             target = self.root / version
             if target.exists():
                 raise RegistryError(f"version {version!r} already exists in {self.root}")
-            staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{version}.staging-"))
-            try:
+            # Under the lock and after the check above, the target is new: nothing is replaced.
+            with staging_folder(target) as staging:
                 shutil.copytree(bundle_dir, staging, dirs_exist_ok=True)
                 manifest["registry"] = {
                     "version": version,
@@ -187,10 +217,6 @@ class ModelRegistry:
                     "live_when_added": self._state()["live"],
                 }
                 write_json(staging / MANIFEST, manifest)
-                os.replace(staging, target)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
             self._record(version, "add")
         return self.get(version)
 
@@ -270,3 +296,126 @@ def _check_version(version: str) -> None:
             f"bad version name {version!r}: use letters, digits, '.', '_' or '-' "
             "(at most 100 characters, starting with a letter or digit)"
         )
+
+
+# ---------------------------------------------------------------------------------- views
+# One description of a registered version, shared by `tian models` and the service's models
+# page, so that the command line and the page never disagree about what is live or what a
+# rollback would do.
+
+KIND_TEXT = {
+    "baseline": "基线 TF-IDF",
+    "transformer": "Transformer 融合",
+    "auto": "自动选择",
+    "ensemble": "自动选择",
+}
+_HEAD_TEXT = {
+    "category": "类别",
+    "main_unit": "主办单位",
+    "co_units": "协办单位",
+    "joint": "联合",
+    "review": "复核",
+}
+_METRIC_TEXT = {
+    "macro_f1": "宏F1",
+    "accuracy": "准确率",
+    "micro_f1": "微F1",
+    "ece": "ECE",
+    "top3": "前三命中",
+    "flagged": "需人工比例",
+    "unflagged_accuracy": "未标记准确率",
+}
+# Per head, the figures worth a column: the headline first.
+_HEAD_METRICS = {
+    "category": ("macro_f1", "accuracy"),
+    "main_unit": ("macro_f1", "accuracy"),
+    "co_units": ("micro_f1",),
+    "review": ("flagged", "unflagged_accuracy"),
+}
+
+
+def headline_metrics(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training run's headline figures from a manifest's "metrics", for people.
+
+    Accepts the per-head layout (``{"category": {"macro_f1": ...}, ...}``, optionally under
+    ``"heads"``) and a flat one (``{"macro_f1": ...}``). Returns ``[{"head", "metric",
+    "value", "text"}]`` (text in Chinese, e.g. "类别 宏F1 0.912"); empty when the bundle
+    recorded no metrics, which pages show as 未记录.
+    """
+    metrics = manifest.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        return []
+    nested = metrics.get("heads")
+    heads: dict[str, Any] = nested if isinstance(nested, dict) else metrics
+    out: list[dict[str, Any]] = []
+
+    def add(head: str | None, name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        label = _METRIC_TEXT.get(name, name)
+        prefix = f"{_HEAD_TEXT.get(head, head)} " if head else ""
+        out.append(
+            {
+                "head": head,
+                "metric": name,
+                "value": float(value),
+                "text": f"{prefix}{label} {value:.3f}",
+            }
+        )
+
+    per_head = {h: v for h, v in heads.items() if isinstance(v, dict)}
+    if per_head:
+        for head in [h for h in _HEAD_METRICS if h in per_head] + [
+            h for h in per_head if h not in _HEAD_METRICS
+        ]:
+            figures = per_head[head]
+            for name in _HEAD_METRICS.get(head, ("macro_f1", "accuracy")):
+                if name in figures:
+                    add(head, name, figures[name])
+    else:
+        for name in ("macro_f1", "accuracy", "micro_f1", "ece"):
+            if name in heads:
+                add(None, name, heads[name])
+    return out
+
+
+def describe(entry: ModelEntry, rollback_target: str | None = None) -> dict[str, Any]:
+    """What a person needs to pick a version (no label lists), JSON-ready."""
+    m = entry.manifest
+    data = m.get("training_data") or {}
+    return {
+        "version": entry.version,
+        "live": entry.is_live,
+        "rollback_target": entry.version == rollback_target,
+        "kind": entry.kind,
+        "kind_text": KIND_TEXT.get(entry.kind, entry.kind),
+        "created": entry.created,
+        "path": str(entry.path),
+        "base_model": m.get("base_model"),
+        "training_rows": data.get("rows"),
+        "training_years": sorted(str(y) for y in (data.get("years") or {})),
+        "training_files": data.get("files"),
+        "aliases": m.get("aliases"),
+        "metrics": m.get("metrics"),
+        "headline": headline_metrics(m),
+        "registry": m.get("registry"),
+        "serving": serving_summary(m),  # auto bundles: which members serve which head, why
+    }
+
+
+def one_line(entry: ModelEntry) -> str:
+    """One line about a version: name, kind, live, training rows and years, headline figures."""
+    d = describe(entry)
+    years = ",".join(d["training_years"]) or "-"
+    data = (
+        f"{d['training_rows']} rows, years {years}"
+        if d["training_rows"] is not None
+        else "training data not recorded"
+    )
+    figures = "; ".join(
+        f"{h['head'] or ''} {h['metric']} {h['value']:.3f}".strip() for h in d["headline"][:4]
+    )
+    return (
+        f"{entry.version} ({entry.kind}{', live' if entry.is_live else ''}): "
+        f"{data}; metrics: {figures or 'not recorded'}"
+    )

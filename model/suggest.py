@@ -8,7 +8,11 @@ One suggestion per proposal, in the `tian predict` format of DESIGN.md:
 Lists are best first; scores are calibrated probabilities. For each single-label head the
 abstain entry holds the conformal prediction set ("the right label is in this set with
 probability `coverage`") and `flag`: true when that set holds more than one label, i.e. the
-model cannot single out one answer at the promised coverage and a person should decide.
+model cannot single out one answer at the promised coverage.
+
+Every suggestion also carries the "review" block (contract 1): the calibrated joint confidence
+that every head's top suggestion is right, and `flag`: true when a person should look because
+that confidence is below the bundle's threshold for its target accuracy (see model.selective).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 from model.bundle import Classifier
 from model.calibration import prediction_sets
 from model.heads import SINGLE_LABEL_HEADS
+from model.selective import review_block
 
 
 def ranked(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict[str, Any]]:
@@ -46,6 +51,8 @@ def suggest(
         if head in probs
     }
     co_threshold = classifier.calibration.co_unit_threshold
+    review = classifier.calibration.review
+    repeats = _near_repeats(classifier, texts)
     out = []
     for i, pid in enumerate(ids):
         row: dict[str, Any] = {"id": pid}
@@ -70,5 +77,16 @@ def suggest(
         else:
             row["co_units"] = []
         row["abstain"] = abstain
+        row["review"] = review_block(
+            review, probs, i, {h: a["flag"] for h, a in abstain.items() if "flag" in a}
+        )
+        if repeats is not None and repeats[i] is not None:
+            row["review"]["near_repeat_of"] = repeats[i]
         out.append(row)
     return out
+
+
+def _near_repeats(classifier: Classifier, texts: Sequence[str]) -> list[Any] | None:
+    """Ids of the past proposals that each text nearly repeats, where the model knows them."""
+    finder = getattr(classifier, "repeat_ids", None)
+    return finder(list(texts)) if callable(finder) else None

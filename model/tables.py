@@ -13,9 +13,17 @@ treated as a formula (:func:`looks_like_formula`) when it starts with ``=`` foll
 function call (``=SUM(``), a cell reference (``=A1``, ``=$B$2``) or a DDE call (``=cmd|``), or
 starts with ``+``, ``-`` or ``@`` followed by one of those (Excel reads ``+A1`` and ``@SUM(`` as
 formulas too). Ordinary text such as ``+86 138…``, ``-加强…`` or ``=`` alone is not affected.
-Writers protect CSV values that would look like a formula with a leading apostrophe
-(:func:`escape_csv`, the usual CSV-injection guard), and the reader removes that one apostrophe
-again (:func:`unescape_csv`), so written files read back unchanged.
+Writers protect every CSV value a spreadsheet could run with a leading apostrophe (the wider
+rule of :mod:`model.formulas`, through :func:`escape_csv`), and the reader removes that one
+apostrophe again (:func:`unescape_csv`), so written files read back unchanged.
+
+Hostile workbooks. An .xlsx is a zip archive, so a small upload can expand to gigabytes of XML
+(a "zip bomb", or a sheet of a million empty ``<row/>`` elements). Before openpyxl sees the
+file, :func:`check_xlsx_archive` reads the archive's directory and refuses a workbook whose
+declared uncompressed size exceeds :data:`XLSX_MAX_UNCOMPRESSED` or one of whose large members
+is compressed more than :data:`XLSX_MAX_RATIO` times; while reading, the sheet is streamed
+(openpyxl ``read_only``) and capped at :data:`XLSX_MAX_ROWS` rows (empty rows count) and
+:data:`MAX_COLUMNS` columns. Messages are Chinese: they are shown to reviewers as they are.
 """
 
 from __future__ import annotations
@@ -34,6 +42,11 @@ from typing import Any
 from model.text import normalize_text
 
 __all__ = [
+    "MAX_COLUMNS",
+    "NO_DATA_ROWS",
+    "XLSX_MAX_RATIO",
+    "XLSX_MAX_ROWS",
+    "XLSX_MAX_UNCOMPRESSED",
     "ErrorCell",
     "FormulaCell",
     "IssueLog",
@@ -41,6 +54,7 @@ __all__ = [
     "RecordIssue",
     "Table",
     "cell_text",
+    "check_xlsx_archive",
     "error_cell_message",
     "escape_csv",
     "format_datetime",
@@ -55,6 +69,12 @@ __all__ = [
 ]
 
 _MAX_ISSUES = 100
+# Bounds on what one spreadsheet may cost to read (see the module docstring).
+XLSX_MAX_UNCOMPRESSED = 200 * 1024 * 1024  # bytes, all members together
+XLSX_MAX_RATIO = 100  # uncompressed / compressed, for members above _RATIO_MIN_BYTES
+_RATIO_MIN_BYTES = 1024 * 1024  # tiny members compress well without being a threat
+XLSX_MAX_ROWS = 200_000  # rows of the sheet, empty ones included
+MAX_COLUMNS = 50  # columns holding a value
 # Title rows ("2024年提案汇总表") above the real header are common in office exports.
 _HEADER_SEARCH_ROWS = 10
 
@@ -104,10 +124,10 @@ class RecordError(ValueError):
 
     def _describe(self) -> str:
         total = len(self.issues) + self.more
-        lines = [f"{total} problem{'s' if total != 1 else ''} found in the input:"]
+        lines = [f"输入中发现 {total} 处问题："]
         lines += [str(issue) for issue in self.issues]
         if self.more:
-            lines.append(f"... and {self.more} more")
+            lines.append(f"……另有 {self.more} 处未列出")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -121,13 +141,14 @@ class IssueLog:
         self.file = file
         self.kept: list[RecordIssue] = []
         self.more = 0
-        # The current row's proposer value: masked out of any message as a last line of
-        # defence (a shifted column can put a name where a date or year should be).
-        self.redact = ""
+        # The current row's personal values (proposer, phone, ...): masked out of any message
+        # as a last line of defence (a shifted column can put a name where a year should be).
+        self.redact: tuple[str, ...] = ()
 
     def add(self, row: int | None, column: str | None, message: str) -> None:
-        if self.redact:
-            message = message.replace(self.redact, "***")
+        for secret in self.redact:
+            if secret:
+                message = message.replace(secret, "***")
         if len(self.kept) < _MAX_ISSUES:
             self.kept.append(RecordIssue(self.file, row, column, message))
         else:
@@ -187,7 +208,7 @@ _KINDS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-_SUPPORTED = ".csv, .tsv, .xlsx, .jsonl"
+_SUPPORTED = ".csv、.tsv、.xlsx 或 .jsonl"
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -196,11 +217,9 @@ def table_kind(path: Path, issues: IssueLog) -> str:
     """``"csv"``, ``"xlsx"`` or ``"jsonl"`` from the extension; raises for other types."""
     suffix = path.suffix.lower()
     if suffix == ".xls":
-        raise issues.fail(
-            "old Excel .xls files are not supported; open it in Excel and save as .xlsx or CSV"
-        )
+        raise issues.fail("不支持旧版 Excel .xls 文件；请在 Excel 中另存为 .xlsx 或 CSV 后再上传")
     if suffix not in _KINDS:
-        raise issues.fail(f"unsupported file type {suffix or '(none)'!r}; use {_SUPPORTED}")
+        raise issues.fail(f"不支持的文件类型 {suffix or '（无扩展名）'!r}；请使用 {_SUPPORTED}")
     return _KINDS[suffix]
 
 
@@ -221,14 +240,16 @@ def _decode(data: bytes, issues: IssueLog) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise issues.fail(f"invalid UTF-16 text at byte offset {exc.start}") from None
+            raise issues.fail(f"UTF-16 文本在第 {exc.start} 字节处无效") from None
     if data.startswith(_ZIP_MAGIC):
-        raise issues.fail("this is a zip archive (an .xlsx or .docx?), not a text table")
+        raise issues.fail(
+            "这是 zip 压缩包（.xlsx 或 .docx？），不是文本表格；Excel 文件请用 .xlsx 扩展名"
+        )
     if data.startswith(_OLE_MAGIC):
-        raise issues.fail("this is an old Office file (.xls or .doc?), not a text table")
+        raise issues.fail("这是旧版 Office 文件（.xls 或 .doc？），不是文本表格")
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise issues.fail(f"binary data (a NUL byte at byte offset {nul}), not a text table")
+        raise issues.fail(f"这是二进制数据（第 {nul} 字节处为 NUL），不是文本表格")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -244,8 +265,8 @@ def _decode(data: bytes, issues: IssueLog) -> str:
             except UnicodeDecodeError:
                 pass
         raise issues.fail(
-            f"cannot decode the file as UTF-8 (invalid byte 0x{data[bad]:02x} at byte offset "
-            f"{bad}) or GB18030; save it as 'CSV UTF-8'"
+            f"无法按 UTF-8（第 {bad} 字节处有无效字节 0x{data[bad]:02x}）或 GB18030 解码；"
+            "请在 Excel 中另存为“CSV UTF-8”"
         ) from None
 
 
@@ -253,11 +274,11 @@ def _read_bytes(path: Path, issues: IssueLog) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise issues.fail("file not found") from None
+        raise issues.fail("找不到文件") from None
     except IsADirectoryError:
-        raise issues.fail("is a directory, not a file") from None
+        raise issues.fail("这是文件夹，不是文件") from None
     except OSError as exc:
-        raise issues.fail(f"cannot read the file ({exc.strerror or type(exc).__name__})") from None
+        raise issues.fail(f"无法读取文件（{exc.strerror or type(exc).__name__}）") from None
 
 
 def _read_grid_csv(path: Path, issues: IssueLog, limit: int) -> list[tuple[int, list[Any]]]:
@@ -273,8 +294,8 @@ def _read_grid_csv(path: Path, issues: IssueLog, limit: int) -> list[tuple[int, 
                 grid.append((row, cells))
                 if len(grid) > limit:
                     break
-    except csv.Error as exc:
-        raise issues.fail(f"malformed CSV ({exc})", row=row + 1) from None
+    except csv.Error:
+        raise issues.fail("CSV 格式错误（可能有未闭合的引号）", row=row + 1) from None
     return grid
 
 
@@ -286,19 +307,52 @@ def _xlsx_problem(path: Path) -> str:
     except OSError:
         head = b""
     if head.startswith(_OLE_MAGIC):
-        return "this is an old Office file (.xls, .doc, or a password-protected workbook)"
+        return "这是旧版 Office 文件（.xls、.doc 或设有打开密码的工作簿），不是 .xlsx"
     if not head.startswith(_ZIP_MAGIC):
-        return "this is not an Excel .xlsx file (not a zip archive)"
+        return "这不是 Excel .xlsx 文件（不是 zip 压缩包）"
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
     except (zipfile.BadZipFile, OSError, EOFError):
-        return "the .xlsx file is damaged or truncated"
+        return _DAMAGED
     if "word/document.xml" in names:
-        return "this is a Word document renamed to .xlsx"
+        return "这是改名为 .xlsx 的 Word 文档"
     if "xl/workbook.xml" not in names:
-        return "this zip archive is not an Excel workbook"
-    return "the .xlsx file is damaged or truncated"
+        return "这个 zip 压缩包不是 Excel 工作簿"
+    return _DAMAGED
+
+
+_DAMAGED = ".xlsx 文件已损坏或不完整"
+_MB = 1024 * 1024
+
+
+def check_xlsx_archive(path: Path, issues: IssueLog) -> None:
+    """Refuse a workbook that would expand too far, before any XML is parsed.
+
+    Reads only the zip directory: the declared uncompressed size of every member (zipfile
+    never returns more bytes than a member declares, so the declaration is a real bound)
+    and each large member's compression ratio. Raises :class:`RecordError` (Chinese message).
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise issues.fail(_xlsx_problem(path)) from None
+    total = sum(max(0, i.file_size) for i in infos)
+    if total > XLSX_MAX_UNCOMPRESSED:
+        raise issues.fail(
+            f"工作簿解压后有 {total // _MB} MB，超过 {XLSX_MAX_UNCOMPRESSED // _MB} MB 的上限，"
+            "拒绝读取；请删除多余的行、列和工作表，或另存为 CSV"
+        )
+    for info in infos:
+        if info.file_size < _RATIO_MIN_BYTES:
+            continue
+        ratio = info.file_size / max(1, info.compress_size)
+        if ratio > XLSX_MAX_RATIO:
+            raise issues.fail(
+                f"工作簿中的 {info.filename} 压缩比异常（{ratio:.0f} 倍，上限 {XLSX_MAX_RATIO} 倍），"
+                "像是大量空行或“压缩炸弹”，拒绝读取；请删除多余的空行后另存"
+            )
 
 
 def _xlsx_value(cell: Any) -> Any:
@@ -311,7 +365,8 @@ def _xlsx_value(cell: Any) -> Any:
 
 def _read_grid_xlsx(path: Path, issues: IssueLog, limit: int) -> list[tuple[int, list[Any]]]:
     if not path.exists():
-        raise issues.fail("file not found")
+        raise issues.fail("找不到文件")
+    check_xlsx_archive(path, issues)
     import openpyxl  # heavy; only needed for spreadsheets
 
     grid: list[tuple[int, list[Any]]] = []
@@ -320,11 +375,23 @@ def _read_grid_xlsx(path: Path, issues: IssueLog, limit: int) -> list[tuple[int,
         try:
             sheets = wb.worksheets
             if not sheets:
-                raise issues.fail("the workbook has no worksheet")
+                raise issues.fail("工作簿中没有工作表")
             ws = next((s for s in sheets if "提案" in s.title), sheets[0])
             ws.reset_dimensions()  # trust the cells, not the (often wrong) stored dimensions
+            # Every row counts against the cap, empty ones too: a sheet of a million empty
+            # <row/> elements costs time to walk even though it holds nothing.
             for row, cells in enumerate(ws.iter_rows(), start=1):
-                values = [_xlsx_value(c) for c in cells]
+                if row > XLSX_MAX_ROWS:
+                    raise issues.fail(
+                        f"工作表超过 {XLSX_MAX_ROWS} 行（空行也计算在内）；"
+                        "请删除表格下方多余的行，或拆分文件"
+                    )
+                values = [_xlsx_value(c) for c in cells[: MAX_COLUMNS + 1]]
+                if len(cells) > MAX_COLUMNS and not all(
+                    is_empty(_xlsx_value(c)) for c in cells[MAX_COLUMNS:]
+                ):
+                    raise issues.fail(f"超过 {MAX_COLUMNS} 列；请删除多余的列", row=row)
+                values = values[:MAX_COLUMNS]
                 if not all(is_empty(v) for v in values):
                     grid.append((row, values))
                     if len(grid) > limit:
@@ -346,7 +413,7 @@ def _grid_to_table(
     header_pick: Callable[[list[str]], bool] | None,
 ) -> Table:
     if not grid:
-        raise issues.fail("the file is empty")
+        raise issues.fail("文件是空的")
     header_at = 0
     if header_pick is not None:
         for i, (_, cells) in enumerate(grid[:_HEADER_SEARCH_ROWS]):
@@ -370,12 +437,12 @@ def _grid_to_table(
             name = f"column_{i + 1}"
         if name in seen:
             issues.add(
-                header_row,
-                name,
-                f"column {name!r} appears twice (columns {seen[name]} and {i + 1})",
+                header_row, name, f"列“{name}”出现了两次（第 {seen[name]} 列和第 {i + 1} 列）"
             )
         seen[name] = i + 1
         names.append(name)
+    if len(seen) > MAX_COLUMNS:
+        raise issues.fail(f"表头有 {len(seen)} 列，超过 {MAX_COLUMNS} 列的上限", row=header_row)
     rows: list[tuple[int, dict[str, Any]]] = []
     for row, cells in body:
         overflow = cells[len(header_cells) :] if kind == "csv" else []
@@ -383,8 +450,8 @@ def _grid_to_table(
             issues.add(
                 row,
                 None,
-                f"row has {len(cells)} fields but the header has {len(header_cells)}"
-                " (an unquoted comma?)",
+                f"该行有 {len(cells)} 个字段，而表头只有 {len(header_cells)} 列"
+                "（是否有未加引号的逗号？）",
             )
         rows.append(
             (row, {n: (cells[i] if i < len(cells) else None) for i, n in enumerate(names) if n})
@@ -408,10 +475,11 @@ def _read_jsonl(path: Path, issues: IssueLog, limit: int) -> Table:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            issues.add(line_no, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            issues.add(line_no, None, f"不是有效的 JSON（第 {exc.colno} 个字符附近）")
             continue
         if not isinstance(obj, dict):
-            issues.add(line_no, None, f"expected a JSON object, got {type(obj).__name__}")
+            kind = _JSON_KINDS.get(type(obj).__name__, type(obj).__name__)
+            issues.add(line_no, None, f"每行应是一个 JSON 对象，这一行是{kind}")
             continue
         record = {normalize_header(k): v for k, v in obj.items()}
         headers.update(dict.fromkeys(record))
@@ -419,8 +487,15 @@ def _read_jsonl(path: Path, issues: IssueLog, limit: int) -> Table:
         if len(rows) > limit:
             break
     if not rows and not issues:
-        raise issues.fail("the file is empty")
+        raise issues.fail("文件是空的")
     return Table(str(path), "jsonl", list(headers), rows)
+
+
+_JSON_KINDS = {"list": "数组", "str": "字符串", "int": "数字", "float": "数字", "bool": "布尔值"}
+_JSON_KINDS["NoneType"] = "null"
+
+
+NO_DATA_ROWS = "文件只有表头，没有数据行"
 
 
 def load_table(
@@ -435,7 +510,7 @@ def load_table(
     path = Path(path)
     issues = IssueLog(str(path))
     if max_rows < 1:
-        raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+        raise ValueError(f"max_rows must be at least 1, got {max_rows}")  # a caller's bug
     kind = table_kind(path, issues)
     if kind == "jsonl":
         table = _read_jsonl(path, issues, max_rows)
@@ -445,9 +520,9 @@ def load_table(
         reader = _read_grid_csv if kind == "csv" else _read_grid_xlsx
         table = _grid_to_table(reader(path, issues, limit), str(path), kind, issues, header_pick)
     if len(table.rows) > max_rows:
-        raise issues.fail(f"more than {max_rows} data rows; split the file or raise max_rows")
+        raise issues.fail(f"数据超过 {max_rows} 行；请拆分文件")
     if not table.rows and not issues:
-        raise issues.fail("the file has a header but no data rows")
+        raise issues.fail(NO_DATA_ROWS)
     return table, issues
 
 
@@ -468,20 +543,22 @@ def cell_text(value: Any) -> str:
     if isinstance(value, list):
         return "、".join(cell_text(v) for v in value)
     if isinstance(value, dict):
-        raise TypeError("expected a text value, got an object")
+        raise TypeError("应为文本，实际是一个 JSON 对象")
     return str(value)
 
 
 def unescape_csv(value: str) -> str:
     """Undo the apostrophe that :func:`escape_csv` puts before formula-like CSV values."""
-    if value.startswith("'") and _FORMULA.match(value.lstrip("'")):
-        return value[1:]
-    return value
+    from model.formulas import unneutralise
+
+    return unneutralise(value)
 
 
 def escape_csv(value: str) -> str:
-    """Put an apostrophe before a CSV value that would be read as a formula."""
-    return "'" + value if _FORMULA.match(value.lstrip("'")) else value
+    """Put an apostrophe before a CSV value a spreadsheet could run (:mod:`model.formulas`)."""
+    from model.formulas import neutralise
+
+    return neutralise(value)
 
 
 def read_table(
@@ -521,14 +598,14 @@ def read_table(
 def formula_message(cell: FormulaCell) -> str:
     """The issue message for a formula cell."""
     return (
-        f"cell {cell.coordinate} is a formula; its value is not stored reliably. "
-        "Copy the column and paste it back as values"
+        f"单元格 {cell.coordinate} 是公式，文件中保存的计算结果不可靠；"
+        "请复制该列并“选择性粘贴为数值”后再上传"
     )
 
 
 def error_cell_message(cell: ErrorCell) -> str:
     """The issue message for an Excel error cell."""
-    return f"cell {cell.coordinate} holds the Excel error {cell.value}"
+    return f"单元格 {cell.coordinate} 含有 Excel 错误值 {cell.value}"
 
 
 def format_datetime(value: dt.datetime) -> str:

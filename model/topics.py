@@ -11,9 +11,11 @@ logistic model over four features per (proposal, topic):
 - `lexical`: character 1-2-gram TF-IDF cosine, which catches shared names (places,
   programmes) that embeddings blur.
 
-The default weights (`DEFAULT_WEIGHTS`) were fitted by `training/dedup_calibration.py
---topics` on labelled (proposal, topic) pairs; the output is a calibrated probability
-that the proposal answers the topic. `no_topic` is set when no topic reaches `threshold`.
+The default weights (`DEFAULT_WEIGHTS`, read from `model/topic_calibration.json`) were fitted
+by `training/topic_weights.py` on labelled (proposal, topic) pairs; the output is
+a calibrated probability that the proposal answers the topic. `no_topic` is set when no topic
+reaches `threshold`, the "no topic" cut-off fitted on the demo's answer key by
+`training/topic_cutoff.py` and stored in the same file.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "match_topics",
     "read_topics",
     "topic_features",
+    "weights_from_json",
 ]
 
 TOPIC_FEATURES: tuple[str, ...] = ("cosine", "cosine_rel", "gap", "lexical")
@@ -61,13 +64,25 @@ class TopicWeights:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-# Fitted by `python -m training.dedup_calibration --topics` (see that module).
-DEFAULT_WEIGHTS = TopicWeights(
-    coef=(-14.6964, 62.3985, 37.258, 41.4773),
-    intercept=6.0703,
-    threshold=0.5,
-    info={"fitted_on": "demo topics_2024: 82 proposals x 77 topics, e5-small"},
-)
+DEFAULT_WEIGHTS_PATH = Path(__file__).with_name("topic_calibration.json")
+
+
+def weights_from_json(path: Path | str) -> TopicWeights:
+    """Load topic weights saved by the calibration scripts (same fields as `TopicWeights`)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    coef = tuple(float(x) for x in data["coef"])
+    if len(coef) != len(TOPIC_FEATURES):
+        raise ValueError(f"{path}: expected {len(TOPIC_FEATURES)} topic weights, got {len(coef)}")
+    threshold = float(data.get("threshold", 0.5))
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"{path}: threshold must be between 0 and 1, not {threshold}")
+    return TopicWeights(coef, float(data["intercept"]), threshold, dict(data.get("info", {})))
+
+
+# The shipped weights and "no topic" cut-off, fitted on the demo's labelled topics: the weights
+# by `python -m training.topic_weights --demo data/demo`, the cut-off by
+# `python -m training.topic_cutoff --demo data/demo` (figures in the file's "info").
+DEFAULT_WEIGHTS = weights_from_json(DEFAULT_WEIGHTS_PATH)
 
 
 def read_topics(path: Path | str) -> list[Topic]:
@@ -197,17 +212,34 @@ def match_topics(
 
 
 def coverage(
-    matches: Sequence[TopicMatch], topics: Sequence[Topic], *, threshold: float = 0.5
+    matches: Sequence[TopicMatch],
+    topics: Sequence[Topic],
+    *,
+    threshold: float | None = None,
+    confirmed: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """How many proposals answer each topic (a ranked topic at or above `threshold`).
+    """How many proposals answer each topic (a ranked topic at or above `threshold`, by
+    default the fitted cut-off `DEFAULT_WEIGHTS.threshold`).
+
+    `confirmed` maps a proposal id to the topic ids a reviewer confirmed or assigned (an empty
+    list: the reviewer says it answers none); for those proposals the reviewer's word replaces
+    the model's ranking. They are listed under `confirmed_proposals`.
 
     Returns a JSON-ready dict: `topics` (topic_id, topic, count, proposal ids), `topics_without_proposals`,
     `proposals_without_topic`.
     """
+    if threshold is None:
+        threshold = DEFAULT_WEIGHTS.threshold
+    confirmed = confirmed or {}
     answered: dict[str, list[str]] = {t.topic_id: [] for t in topics}
     without = []
-    for m in matches:
-        hits = [tid for tid, s in m.topics if s >= threshold]
+    seen = {m.id for m in matches}
+    extra = [TopicMatch(pid, [], no_topic=True) for pid in confirmed if pid not in seen]
+    for m in [*matches, *extra]:
+        if m.id in confirmed:
+            hits = list(confirmed[m.id])
+        else:
+            hits = [tid for tid, s in m.topics if s >= threshold]
         for tid in hits:
             answered.setdefault(tid, []).append(m.id)
         if not hits:
@@ -226,6 +258,7 @@ def coverage(
         "topics": rows,
         "topics_without_proposals": [r["topic_id"] for r in rows if r["count"] == 0],
         "proposals_without_topic": without,
+        "confirmed_proposals": sorted(confirmed),
     }
 
 
@@ -240,17 +273,3 @@ def coverage_table(report: dict[str, Any], *, width: int = 40) -> str:
         f"proposals with no topic: {len(report['proposals_without_topic'])}"
     )
     return "\n".join(lines)
-
-
-def weights_from_json(path: Path | str) -> TopicWeights:
-    """Load topic weights saved by the calibration script (same fields as `TopicWeights`)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    coef = tuple(float(x) for x in data["coef"])
-    if len(coef) != len(TOPIC_FEATURES):
-        raise ValueError(f"{path}: expected {len(TOPIC_FEATURES)} topic weights, got {len(coef)}")
-    return TopicWeights(
-        coef,
-        float(data["intercept"]),
-        float(data.get("threshold", 0.5)),
-        dict(data.get("info", {})),
-    )

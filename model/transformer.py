@@ -270,7 +270,7 @@ class TransformerClassifier:
         trained = {
             name: p.detach().cpu().contiguous()
             for name, p in self.network.state_dict().items()
-            if _is_trained(name, len(self.network.layers), self.trainable_layers)
+            if is_trained_weight(name, len(self.network.layers), self.trainable_layers)
         }
         save_file(trained, str(folder / WEIGHTS_FILE))
         self.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
@@ -362,7 +362,7 @@ def _split_text(text: str) -> tuple[str, str]:
     return title, content
 
 
-def _is_trained(name: str, n_layers: int, trainable_layers: int) -> bool:
+def is_trained_weight(name: str, n_layers: int, trainable_layers: int) -> bool:
     """Whether a state-dict entry was updated by training (and so belongs in the bundle)."""
     if name.startswith("heads."):
         return True

@@ -14,7 +14,7 @@ import numpy as np
 
 from model.heads import SINGLE_LABEL_HEADS
 
-__all__ = ["disagreement", "entropy", "margin_uncertainty", "review_order", "review_scores"]
+__all__ = ["disagreement", "margin_uncertainty", "review_order", "review_scores"]
 
 
 def margin_uncertainty(probs: np.ndarray) -> np.ndarray:
@@ -26,16 +26,6 @@ def margin_uncertainty(probs: np.ndarray) -> np.ndarray:
         return np.zeros(p.shape[0])
     top2 = -np.sort(-p, axis=1)[:, :2]
     return 1.0 - (top2[:, 0] - top2[:, 1])
-
-
-def entropy(probs: np.ndarray) -> np.ndarray:
-    """Shannon entropy per row, divided by log(labels) so that it lies in [0, 1]."""
-    p = np.clip(np.asarray(probs, dtype=float), 1e-12, 1.0)
-    if p.ndim != 2:
-        raise ValueError(f"probabilities must be a 2-D array (rows × labels), got shape {p.shape}")
-    if p.shape[1] < 2:
-        return np.zeros(p.shape[0])
-    return -(p * np.log(p)).sum(axis=1) / np.log(p.shape[1])
 
 
 def disagreement(

@@ -85,12 +85,16 @@ def model_version_row(session: Session, live: LiveModel) -> ModelVersion:
 
 
 def explanation(live: LiveModel, text: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Words that drove the top category and main unit, per head."""
+    """Words that drove the top category and main unit, per head (whole words and phrases)."""
+    from model.keywords import whole_words
+
     out: dict[str, Any] = {}
     for head in ("category", "main_unit"):
         ranked = payload.get(head) or []
         if ranked:
-            words = live.explain(text, head, ranked[0]["label"], EXPLAIN_WORDS)
+            # Ask for more terms than shown: character n-grams are dropped (whole words only).
+            terms = live.explain(text, head, ranked[0]["label"], EXPLAIN_WORDS * 5)
+            words = whole_words(text, terms, EXPLAIN_WORDS)
             out[head] = [{"word": w, "weight": round(float(s), 4)} for w, s in words]
     return out
 
@@ -213,11 +217,13 @@ def vectors_for(session: Session, encoder: Any, props: Sequence[Proposal]) -> np
 
 
 def find_duplicates(
-    factory: sessionmaker[Session], encoder: Any, year: int, *, threshold: float = 0.5
+    factory: sessionmaker[Session], encoder: Any, year: int, *, threshold: float | None = None
 ) -> dict[str, int]:
-    """Recompute the year's likely duplicate pairs (also against earlier years) and groups."""
-    from model.dedup import build_pool, candidate_pairs, score_pool
-    from model.grouping import group_pairs
+    """Recompute the year's likely duplicate pairs (also against earlier years) and groups.
+
+    `threshold` defaults to the shipped scorer's own (chosen on real labelled pairs).
+    """
+    from model.duplicates import find_duplicates
 
     with factory() as session, session.begin():
         data = list(
@@ -232,37 +238,42 @@ def find_duplicates(
         if len(everything) < 2 or not data:
             return {"pairs": 0, "groups": 0}
         vectors = vectors_for(session, encoder, everything)
-        pool = build_pool(
-            [str(p.id) for p in everything],
+        rank = {str(p.id): (p.year, p.id) for p in everything}
+        # The same search as `tian dedup`, keyed by the proposals' own ids (提案号) so that
+        # group ids ("G-" + representative) match the command line's; numbers that restart
+        # each year are told apart by their year.
+        keys = [p.pid for p in everything]
+        if len(set(keys)) < len(keys):
+            keys = [f"{p.year}/{p.pid}" for p in everything]
+        by_pid = dict(zip(keys, everything, strict=True))
+        key_of = {p.id: k for k, p in by_pid.items()}
+        found = find_duplicates(
+            keys,
             [p.title or "" for p in everything],
             [p.content or "" for p in everything],
             vectors,
             n_data=len(data),
+            order={
+                key_of[p.id]: i
+                for i, p in enumerate(sorted(everything, key=lambda p: rank[str(p.id)]))
+            },
+            threshold=threshold,
         )
-        scored = score_pool(pool, candidate_pairs(pool))
-        flagged = [s for s in scored if s.score >= threshold]
-        for s in flagged:
-            a, b = sorted((int(s.id_a), int(s.id_b)))
+        for s in found.flagged:
+            a, b = sorted((by_pid[s.id_a].id, by_pid[s.id_b].id))
             session.add(
                 DuplicatePair(year=year, proposal_a=a, proposal_b=b, score=s.score, kind=s.kind)
             )
-        rank = {str(p.id): (p.year, p.id) for p in everything}
-        order = {k: i for i, k in enumerate(sorted(rank, key=lambda k: rank[k]))}
-        groups = group_pairs(
-            [(s.id_a, s.id_b, s.score) for s in scored], threshold=threshold, order=order
-        )
-        by_id = {p.id: p for p in everything}
-        for g in groups:
-            rep = int(g.representative)
+        for g in found.groups:
             session.add(
                 DuplicateGroup(
                     year=year,
-                    label=f"{by_id[rep].year}/{by_id[rep].pid}",
-                    representative_id=rep,
-                    members=[int(m) for m in g.members],
+                    label=g.group_id,
+                    representative_id=by_pid[g.representative].id,
+                    members=[by_pid[m].id for m in g.members],
                 )
             )
-        return {"pairs": len(flagged), "groups": len(groups)}
+        return {"pairs": len(found.flagged), "groups": len(found.groups)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,7 +326,7 @@ def analyse(
     *,
     years: Sequence[int],
     proposal_ids: Sequence[int] | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     job: Job | None = None,
 ) -> dict[str, Any]:
     """Suggestions for ``proposal_ids`` (None: all missing), then duplicates and topics per year."""

@@ -65,6 +65,7 @@ def prepare(
     topics: Path | None = None,
     topics_year: int | None = None,
     log: Any = None,
+    job: Any = None,
 ) -> dict[str, Any]:
     """Import files (all or nothing each), load topics, then suggest, dedup and match topics.
 
@@ -100,5 +101,6 @@ def prepare(
             state.encoders,
             years=sorted(years),
             threshold=state.settings.dedup_threshold,
+            job=job,  # anything with progress(done, total, message), done and total
         )
     return out

@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from service.auth import can_write, csrf_ok, user_for_token
+from service.auth import can_write, csrf_ok, user_for_session, user_for_token
 from service.models import User
 from service.state import AppState
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+# The only routes a ``member`` (a 委员 checking drafts) may use: the office's data is not theirs.
+MEMBER_PATHS = frozenset({"/drafts", "/api/drafts/check", "/api/me", "/account/password"})
 
 
 class NotAuthenticated(Exception):
@@ -46,22 +48,36 @@ def current_user(request: Request, session: SessionDep) -> User:
     if header.lower().startswith("bearer "):
         user = user_for_token(session, header[7:].strip())
         if user is None:
-            raise HTTPException(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "invalid, expired or revoked token", {"WWW-Authenticate": "Bearer"}
+            )
         request.state.auth = "token"
-        return user
-    user_id = request.session.get("user_id")
-    user = session.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None or not user.active:
-        request.session.pop("user_id", None)
+        return member_gate(request, user)
+    sid = request.session.get("sid")
+    # The session id is looked up on every request, so logout and revocation take effect now.
+    user = user_for_session(session, sid) if isinstance(sid, str) else None
+    if user is None:
+        request.session.pop("sid", None)
         raise NotAuthenticated()
     request.state.auth = "session"
+    request.state.sid = sid
     if (
         request.method in UNSAFE
         and request.url.path.startswith("/api/")
         and not csrf_ok(request.session, request.headers.get("x-csrf-token"))
     ):
         raise HTTPException(403, "missing or wrong CSRF token (send it in X-CSRF-Token)")
-    return user
+    return member_gate(request, user)
+
+
+def member_gate(request: Request, user: User) -> User:
+    """Refuse a ``member`` everything but the draft check (the home page leads there)."""
+    if user.role != "member" or request.url.path in MEMBER_PATHS:
+        return user
+    # The pages other pages send people to (home, queue after a password change) lead on.
+    if request.url.path in ("/", "/queue") and request.method == "GET":
+        raise HTTPException(303, "see the draft check", {"Location": "/drafts"})
+    raise HTTPException(403, "委员账号只能使用提案预审（/drafts）。")
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

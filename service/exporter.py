@@ -1,8 +1,10 @@
 """Exports: the year's 交办 list as XLSX, and reviewed decisions as training data.
 
-Spreadsheet cells that would start a formula (``=``, ``+``, ``-``, ``@``, or a tab / carriage
-return before one) get a leading apostrophe, so a title such as ``=HYPERLINK(...)`` is shown as
-text and never run when staff open the file.
+Every cell goes through the one formula rule of :mod:`model.formulas`: in the XLSX, text a
+spreadsheet could run (``=``, ``+``, ``-``, ``@``, tab or CR first, also after spaces or in
+full-width form) keeps its text and gets the ``quotePrefix`` style, so ``=HYPERLINK(...)`` shows
+as typed and never runs; the training CSV gets a leading apostrophe (written by
+``model.records.write_proposals``).
 """
 
 from __future__ import annotations
@@ -14,19 +16,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from model.formulas import protect_xlsx_cell
 from service.models import Proposal
 from service.review import views
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ASSIGNMENT_HEADER = ("提案号", "案由", "类别", "主办单位", "协办单位", "并案组", "审核状态")
 STATUS_TEXT = {"reviewed": "已审核", "pending": "待审核"}
-
-
-def neutralise(value: Any) -> Any:
-    """A cell value that no spreadsheet will read as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def assignment_rows(session: Session, year: int) -> list[list[Any]]:
@@ -61,12 +56,9 @@ def assignments_xlsx(session: Session, year: int) -> bytes:
     ws.title = f"{year}年交办清单"
     ws.append(list(ASSIGNMENT_HEADER))
     for row in assignment_rows(session, year):
-        cells = [
-            neutralise(ILLEGAL_CHARACTERS_RE.sub("", c) if isinstance(c, str) else c) for c in row
-        ]
-        ws.append(cells)
+        ws.append([ILLEGAL_CHARACTERS_RE.sub("", c) if isinstance(c, str) else c for c in row])
         for cell in ws[ws.max_row]:
-            cell.data_type = "s" if isinstance(cell.value, str) else cell.data_type
+            protect_xlsx_cell(cell)
     for col, width in zip("ABCDEFG", (14, 50, 14, 24, 36, 16, 10), strict=True):
         ws.column_dimensions[col].width = width
     buf = io.BytesIO()

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-ROLES = ("admin", "reviewer", "viewer")
+ROLES = ("admin", "reviewer", "viewer", "member")  # member: draft check only
 DECISION_FIELDS = ("category", "main_unit", "co_units", "merge_group")
 DECISION_ACTIONS = ("accept", "set", "merge", "unmerge")
 
@@ -61,8 +61,37 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     user: Mapped[User] = relationship()
+
+
+class AuthSession(Base):
+    """A signed-in browser session; the cookie holds the id, the database only its SHA-256."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SigninFailure(Base):
+    """Recent failed sign-ins of one (username, address) key; ``*`` stands for any."""
+
+    __tablename__ = "signin_failures"
+    __table_args__ = (UniqueConstraint("username", "address", name="uq_signin_failures_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ImportBatch(Base):
@@ -98,6 +127,9 @@ class Proposal(Base):
     co_units: Mapped[list[Any]] = mapped_column(JSON, default=list)
     time: Mapped[str | None] = mapped_column(String(40), default=None)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Extra columns that look like personal data (model.records.is_personal_header): like the
+    # proposer, stored but never shown or exported.
+    personal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -109,6 +141,26 @@ class Proposal(Base):
     def text(self) -> str:
         """Title and content joined as the model reads them."""
         return "\n".join(part for part in (self.title, self.content) if part)
+
+
+class JobRecord(Base):
+    """A background job (import, analysis) as every worker sees it; see :mod:`service.jobs`."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True, default=None)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(String(500), default="")
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    worker: Mapped[str] = mapped_column(String(100), default="")  # host:pid:token
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class Topic(Base):

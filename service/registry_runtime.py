@@ -18,11 +18,22 @@ log = logging.getLogger("tian.service.models")
 
 
 class ModelUnavailable(RuntimeError):
-    """No model is loaded, or the registry cannot do what was asked."""
+    """No model is loaded, or the registry cannot do what was asked.
+
+    ``str(exc)`` is the Chinese sentence pages show; ``code`` is a short English machine code
+    for the API and logs.
+    """
+
+    def __init__(self, message: str, code: str = "model_unavailable") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class UnknownModel(ModelUnavailable):
     """The registry has no such version."""
+
+    def __init__(self, message: str, code: str = "unknown_version") -> None:
+        super().__init__(message, code)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,9 @@ def load_live(path: Path, version: str | None = None, explainer: Any | None = No
     )
 
 
+NO_MODEL = "尚未部署模型：系统不提供分类和承办单位建议。"
+
+
 class ModelRuntime:
     """The service's view of the model registry plus the loaded live model."""
 
@@ -74,44 +88,109 @@ class ModelRuntime:
         self._current: LiveModel | None = None
         self._previous: LiveModel | None = None
         self._lock = threading.Lock()
+        self._seen: tuple[int, int] | None = None
+        self._failed: tuple[tuple[int, int] | None, str] | None = None
         self.notice: str | None = None
 
     # -- reading --------------------------------------------------------------------------
 
     @property
     def current(self) -> LiveModel | None:
-        """The live model (one atomic reference read), or None."""
+        """The live model (one atomic reference read), or None; follows the registry."""
+        self.sync()
         return self._current
 
     @property
     def previous(self) -> LiveModel | None:
+        """The model that was loaded before the current one (kept for a quick rollback)."""
         return self._previous
 
     def registry(self) -> Any:
         """The on-disk registry (``model.registry.ModelRegistry``)."""
-        try:
-            from model.registry import ModelRegistry
-        except ImportError as exc:  # pragma: no cover - until the registry module exists
-            raise ModelUnavailable("the model registry is not available in this build") from exc
+        from model.registry import ModelRegistry
+
         self.registry_root.mkdir(parents=True, exist_ok=True)
         return ModelRegistry(self.registry_root)
 
+    def rollback_target(self) -> str | None:
+        """The version a rollback goes back to, as the registry says (never a guess from what
+        happens to be in memory)."""
+        try:
+            return self.registry().rollback_target()
+        except Exception:
+            log.exception("model registry unreadable")
+            return None
+
     def list(self) -> list[dict[str, Any]]:
-        """Registry entries, newest first, as JSON-ready dicts."""
+        """Registry entries, newest first, as JSON-ready dicts (``model.registry.describe``)."""
+        from model.registry import RegistryError, describe
+
         live = self._current.version if self._current else None
-        out = []
-        for e in self.registry().list():
-            out.append(
-                {
-                    "version": e.version,
-                    "kind": e.kind,
-                    "created": e.created,
-                    "is_live": e.is_live,
-                    "loaded": e.version == live,
-                    "metrics": e.manifest.get("metrics", {}),
-                }
+        try:
+            registry = self.registry()
+            target = registry.rollback_target()
+            entries = registry.list()
+        except RegistryError as exc:
+            log.error("model registry unreadable: %s", exc)
+            raise ModelUnavailable(
+                "模型库无法读取（详见服务日志）。", "registry_unreadable"
+            ) from exc
+        return [
+            describe(e, target) | {"is_live": e.is_live, "loaded": e.version == live}
+            for e in entries
+        ]
+
+    # -- following the registry -------------------------------------------------------------
+
+    def sync(self, *, wait: bool = False) -> None:
+        """Load the registry's live version if it changed since the last look.
+
+        Costs one ``stat`` when nothing changed. Without ``wait``, a request that finds another
+        thread already loading keeps the model it has (never blocks behind a load).
+        """
+        try:
+            registry = self.registry()
+            signature = registry.signature()
+        except Exception:
+            return
+        if signature == self._seen:
+            return
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
+            self._sync_locked(registry, signature)
+        finally:
+            self._lock.release()
+
+    def _sync_locked(self, registry: Any, signature: tuple[int, int] | None) -> None:
+        if signature == self._seen:
+            return  # another thread did it while we waited for the lock
+        try:
+            version = registry.live_version()
+        except Exception as exc:
+            log.error("model registry unreadable: %s", exc)
+            self._seen = signature
+            return
+        loaded = self._current.version if self._current else None
+        if version is None or version == loaded:
+            self._seen = signature
+            return
+        try:
+            entry = registry.get(version)
+            if self._previous is not None and self._previous.version == version:
+                new = self._previous
+            else:
+                new = load_live(entry.path, entry.version, self._find_explainer(entry))
+        except Exception as exc:
+            log.error("registered live model %s could not be loaded: %s", version, exc)
+            self.notice = (
+                f"模型库登记的当前模型 {version} 无法加载，仍在使用 {loaded or '（无）'}。"
             )
-        return out
+            self._seen = signature
+            return
+        self._swap(new)
+        self._seen = signature
+        log.info("the registry names %s live: now serving it (was %s)", version, loaded)
 
     # -- loading and swapping ------------------------------------------------------------
 
@@ -131,10 +210,15 @@ class ModelRuntime:
                 self._current = load_live(Path(self.fallback_dir))
         except Exception as exc:
             log.error("the model could not be loaded: %s", exc)
-            self.notice = f"模型加载失败：{exc}"
+            self.notice = "模型加载失败（详见服务日志），系统暂不提供分类和承办单位建议。"
             return
+        finally:
+            try:
+                self._seen = self.registry().signature()
+            except Exception:
+                self._seen = None
         if self._current is None:
-            self.notice = "尚未部署模型：系统不提供分类和承办单位建议。"
+            self.notice = NO_MODEL
         else:
             self.notice = None
             log.info("live model %s (%s)", self._current.version, self._current.kind)
@@ -156,8 +240,8 @@ class ModelRuntime:
             return None
 
     def _find_explainer(self, entry: Any) -> Any | None:
-        """The transformer cannot explain yet: borrow the newest baseline bundle's words."""
-        if entry.kind == "baseline":
+        """A bundle without words of its own borrows the newest baseline bundle's words."""
+        if entry.kind in ("baseline", "auto"):  # both explain with their own words
             return None  # load_live uses the classifier itself
         try:
             for other in self.registry().list():
@@ -176,48 +260,91 @@ class ModelRuntime:
             self._previous = old
         self.notice = None
 
+    def _load(self, entry: Any) -> LiveModel:
+        if self._previous is not None and self._previous.version == entry.version:
+            return self._previous
+        try:
+            return load_live(entry.path, entry.version, self._find_explainer(entry))
+        except Exception as exc:
+            log.error("model %s could not be loaded: %s", entry.version, exc)
+            raise ModelUnavailable(
+                f"模型 {entry.version} 无法加载（详见服务日志）。", "load_failed"
+            ) from exc
+
     def promote(self, version: str) -> LiveModel:
-        """Load ``version`` fully, mark it live in the registry, then swap it in."""
+        """Load ``version`` fully, mark it live in the registry, then swap it in.
+
+        When the registry already names ``version`` live (promoted from the command line) but
+        this service still serves another, it just loads and serves it: no error.
+        """
+        from model.registry import RegistryError, UnknownVersionError
+
         with self._lock:
             registry = self.registry()
             try:
                 entry = registry.get(version)
-            except KeyError as exc:
-                raise UnknownModel(f"unknown model version {version!r}") from exc
-            except ValueError as exc:
-                raise ModelUnavailable(str(exc)) from exc
-            if self._current is not None and self._current.version == version:
-                raise ModelUnavailable(f"model {version!r} is already live")
-            loaded = load_live(entry.path, entry.version, self._find_explainer(entry))
-            try:
-                registry.promote(version)
-            except ValueError as exc:
-                raise ModelUnavailable(str(exc)) from exc
+            except UnknownVersionError as exc:
+                raise UnknownModel(f"无法启用 {version}：模型库中没有这个版本。") from exc
+            except RegistryError as exc:
+                log.error("cannot promote %s: %s", version, exc)
+                raise ModelUnavailable(
+                    f"版本 {version} 不是可用的模型包（详见服务日志）。", "bad_bundle"
+                ) from exc
+            registered = registry.live_version()
+            serving = self._current
+            if serving is not None and serving.version == version and registered == version:
+                raise ModelUnavailable(f"模型 {version} 已在使用中。", "already_live")
+            loaded = (
+                serving if serving is not None and serving.version == version else self._load(entry)
+            )
+            if registered != version:
+                try:
+                    registry.promote(version)
+                except RegistryError as exc:
+                    log.error("cannot promote %s: %s", version, exc)
+                    raise ModelUnavailable(f"无法启用 {version}（详见服务日志）。") from exc
             self._swap(loaded)
+            self._seen = registry.signature()
             log.info("promoted model %s", version)
             return loaded
 
     def rollback(self) -> LiveModel:
-        """Go back to the previously live version (kept loaded when possible)."""
+        """Go back to the version the registry names as the previous live one."""
+        from model.registry import RegistryError
+
         with self._lock:
             registry = self.registry()
+            target = registry.rollback_target()
+            if target is None:
+                raise ModelUnavailable("没有可回滚的上一个模型。", "nothing_to_roll_back")
+            try:
+                entry = registry.get(target)
+            except RegistryError as exc:
+                raise ModelUnavailable(
+                    f"无法回滚：上一个模型 {target} 已不在模型库中。", "rollback_target_missing"
+                ) from exc
+            loaded = self._load(entry)  # load first: a failed load leaves the registry alone
             try:
                 entry = registry.rollback()
-            except (KeyError, ValueError, RuntimeError) as exc:
-                raise ModelUnavailable(f"nothing to roll back to: {exc}") from exc
-            if self._previous is not None and self._previous.version == entry.version:
-                loaded = self._previous
-            else:
-                loaded = load_live(entry.path, entry.version, self._find_explainer(entry))
+            except RegistryError as exc:
+                log.error("rollback failed: %s", exc)
+                raise ModelUnavailable("无法回滚（详见服务日志）。", "rollback_failed") from exc
+            if entry.version != loaded.version:  # someone else changed the registry meanwhile
+                loaded = self._load(entry)
             self._swap(loaded)
+            self._seen = registry.signature()
             log.info("rolled back to model %s", entry.version)
             return loaded
 
     def use(self, live: LiveModel | None) -> None:
         """Set the live model directly (tests, or a model given on the command line)."""
         with self._lock:
+            try:
+                self._seen = self.registry().signature()
+            except Exception:
+                self._seen = None
             if live is None:
                 self._current = None
-                self.notice = "尚未部署模型：系统不提供分类和承办单位建议。"
+                self.notice = NO_MODEL
             else:
                 self._swap(live)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -24,6 +24,12 @@ from service.models import (
 )
 
 LABEL_MAX = 200
+FIELD_NAMES = {
+    "category": "类别",
+    "main_unit": "主办单位",
+    "co_units": "协办单位",
+    "merge_group": "并案组",
+}
 
 
 class DecisionError(ValueError):
@@ -52,16 +58,17 @@ class ProposalView:
 
     @property
     def confidence(self) -> float | None:
-        """Calibrated probability of the top suggested category."""
-        if not self.suggestion or not self.suggestion.get("category"):
-            return None
-        return float(self.suggestion["category"][0]["score"])
+        """Joint calibrated confidence of the suggestion (see service.review_state)."""
+        from service.review_state import joint_confidence
+
+        return joint_confidence(self.suggestion)
 
     @property
     def abstain(self) -> bool:
-        if not self.suggestion:
-            return False
-        return any(a.get("flag") for a in self.suggestion.get("abstain", {}).values())
+        """需人工判断: a head a reviewer has not decided yet is flagged."""
+        from service.review_state import open_flags
+
+        return bool(open_flags(self.suggestion, self.decided))
 
     @property
     def likely_duplicate(self) -> bool:
@@ -69,7 +76,10 @@ class ProposalView:
 
     @property
     def needs_attention(self) -> bool:
-        return self.abstain or self.likely_duplicate
+        """Pending and flagged, or a likely duplicate not yet merged (reviewed: never)."""
+        if self.status == "reviewed":
+            return False
+        return self.abstain or (self.likely_duplicate and not self.current.get("merge_group"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -227,14 +237,31 @@ def queue(
     return sorted(filter(keep, items), key=SORTS[sort], reverse=descending)
 
 
+class StaleDecision(DecisionError):
+    """The value a decision says it replaces is no longer the current one (HTTP 409)."""
+
+
+class Recorded(list[Decision]):
+    """The decision rows one action made, plus the fields a bulk accept left as they were."""
+
+    def __init__(self, rows: Sequence[Decision] = (), kept: dict[str, Any] | None = None):
+        super().__init__(rows)
+        self.kept: dict[str, Any] = kept or {}
+
+
 def _clean_label(value: Any, name: str) -> str:
+    from model.formulas import is_formula_like
     from model.text import normalize_label
 
+    text = FIELD_NAMES.get(name, name)
     if not isinstance(value, str) or not normalize_label(value):
-        raise DecisionError(f"{name} must be a non-empty text")
+        raise DecisionError(f"{text}不能为空")
     label = normalize_label(value)
     if len(label) > LABEL_MAX:
-        raise DecisionError(f"{name} is longer than {LABEL_MAX} characters")
+        raise DecisionError(f"{text}超过 {LABEL_MAX} 个字符")
+    if is_formula_like(label) or is_formula_like(value):
+        # Exports would carry it into spreadsheets, where it could run as a formula.
+        raise DecisionError(f"{text}不能以 = + - @ 或制表符开头（电子表格会把它当作公式）")
     return label
 
 
@@ -243,14 +270,14 @@ def _clean_value(name: str, value: Any) -> Any:
         return _clean_label(value, name)
     if name == "co_units":
         if not isinstance(value, list):
-            raise DecisionError("co_units must be a list of unit names")
-        return list(dict.fromkeys(_clean_label(v, "co_units item") for v in value))
-    raise DecisionError(f"unknown field {name!r}")
+            raise DecisionError("协办单位应为单位名称的列表")
+        return list(dict.fromkeys(_clean_label(v, "co_units") for v in value))
+    raise DecisionError(f"未知字段 {name!r}")
 
 
 def _accepted_value(suggestion: Suggestion | None, name: str) -> Any:
     if suggestion is None:
-        raise DecisionError("there is no suggestion to accept for this proposal")
+        raise DecisionError("该提案暂无模型建议可采纳")
     ranked = suggestion.payload.get(name) or []
     if name == "co_units":
         above = (
@@ -258,8 +285,96 @@ def _accepted_value(suggestion: Suggestion | None, name: str) -> Any:
         )
         return [c["label"] for c in ranked if c["score"] >= above]
     if not ranked:
-        raise DecisionError(f"the suggestion has no {name}")
+        raise DecisionError(f"模型建议中没有{FIELD_NAMES[name]}")
     return ranked[0]["label"]
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as decision values (nothing, an empty text and an empty list are all nothing)."""
+    if _empty(a) or _empty(b):
+        return _empty(a) and _empty(b)
+    return bool(a == b)
+
+
+def _show(value: Any) -> str:
+    if _empty(value):
+        return "（空）"
+    return "、".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def lock_proposals(session: Session, proposal: Proposal, *, whole_year: bool = False) -> None:
+    """Start a fresh transaction that holds the write lock on the proposal (or its year).
+
+    The caller must have no pending changes. On PostgreSQL ``SELECT ... FOR UPDATE`` takes the
+    row locks (in id order, so two merges cannot deadlock; a second reviewer waits until the
+    first commits, then reads the new value); on SQLite a no-op UPDATE takes the database's
+    write lock, and as the first statement of the transaction it also gives a snapshot with
+    every committed decision. So the check of the replaced value
+    and the insert of the decision happen in one serialised transaction.
+    """
+    session.commit()  # end the read transaction the request began (nothing is pending)
+    where = Proposal.year == proposal.year if whole_year else Proposal.id == proposal.id
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Proposal.id).where(where).order_by(Proposal.id).with_for_update())
+    else:
+        session.execute(update(Proposal).where(where).values(updated_at=Proposal.updated_at))
+    session.refresh(proposal)
+
+
+def _check_previous(current: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    for name, expected in (previous or {}).items():
+        if name not in current:
+            continue
+        if not _same(current[name], expected):
+            raise StaleDecision(
+                f"{FIELD_NAMES.get(name, name)}已被他人修改：现为“{_show(current[name])}”，"
+                f"不是页面上的“{_show(expected)}”。请刷新页面，看过最新结果后再决定。"
+            )
+
+
+def flagged_heads(suggestion: dict[str, Any] | None) -> list[str]:
+    """The heads a person should decide (abstain flags, else the review block's flag)."""
+    if not suggestion:
+        return []
+    heads = [
+        h
+        for h, info in (suggestion.get("abstain") or {}).items()
+        if h in ("category", "main_unit") and isinstance(info, dict) and info.get("flag")
+    ]
+    review = suggestion.get("review") or {}
+    if not heads and review.get("flag"):
+        heads = [h for h in ("category", "main_unit") if suggestion.get(h)]
+    return heads
+
+
+def accept_all_plan(
+    session: Session, proposal: Proposal
+) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
+    """What 一键采纳 would do: ``(taken, kept)``.
+
+    ``taken`` maps each field to the suggested value it would record; ``kept`` maps the fields
+    whose current value (from the import or a reviewer) differs from the suggestion to
+    ``(current, suggested)``: they stay as they are unless the reviewer chooses to replace them.
+    """
+    current = views(session, [proposal])[0].current
+    suggestion = latest_suggestions(session, [proposal.id]).get(proposal.id)
+    taken: dict[str, Any] = {}
+    kept: dict[str, tuple[Any, Any]] = {}
+    if suggestion is None:
+        raise DecisionError("该提案暂无模型建议可采纳")
+    for name in ("category", "main_unit", "co_units"):
+        if name != "co_units" and not suggestion.payload.get(name):
+            continue  # a model without this head suggests nothing for it
+        suggested = _accepted_value(suggestion, name)
+        if _empty(current.get(name)) or _same(current.get(name), suggested):
+            taken[name] = suggested
+        else:
+            kept[name] = (current.get(name), suggested)
+    return taken, kept
 
 
 def record_decision(
@@ -271,39 +386,61 @@ def record_decision(
     field_name: str | None = None,
     value: Any = None,
     note: str = "",
-) -> list[Decision]:
+    previous: dict[str, Any] | None = None,
+    replace: bool = False,
+) -> Recorded:
     """Append the decision rows one reviewer action makes (the caller commits).
 
     Actions: ``accept`` (take the latest suggestion for ``field_name``; without a field, for
     category, main unit and co-units), ``set`` (a value the reviewer picked), ``merge`` (value:
-    the id of a proposal of the same year to merge with; both join one merge group) and
-    ``unmerge``.
+    the id, or a list of ids, of proposals of the same year; the whole groups of all of them
+    join one merge group) and ``unmerge``.
+
+    ``previous`` maps fields to the values the reviewer saw: when one is no longer current,
+    :class:`StaleDecision` is raised and nothing is recorded. The check and the insert run in
+    one transaction under :func:`lock_proposals`, so the recorded 原值 is always the real one.
+    Accepting all suggestions never overwrites a value the import or a reviewer gave unless
+    ``replace`` is true: such fields are left as they are and listed in ``Recorded.kept``.
     """
+    lock_proposals(session, proposal, whole_year=action == "merge")
     current = views(session, [proposal])[0]
+    _check_previous(current.current, previous)
     suggestion = latest_suggestions(session, [proposal.id]).get(proposal.id)
     changes: list[tuple[str, Any]] = []
+    kept: dict[str, Any] = {}
     if action == "accept":
-        names = [field_name] if field_name else ["category", "main_unit", "co_units"]
-        for name in names:
-            if name not in ("category", "main_unit", "co_units"):
-                raise DecisionError(f"cannot accept a suggestion for {name!r}")
-            changes.append((name, _accepted_value(suggestion, name)))
+        if field_name and field_name not in ("category", "main_unit", "co_units"):
+            raise DecisionError(f"不能对{FIELD_NAMES.get(field_name, field_name)}采纳建议")
+        if field_name:
+            changes.append((field_name, _accepted_value(suggestion, field_name)))
+        else:
+            taken, differing = accept_all_plan(session, proposal)
+            for name in ("category", "main_unit", "co_units"):
+                if name in taken:
+                    changes.append((name, taken[name]))
+                elif name not in differing:
+                    continue
+                elif replace:
+                    changes.append((name, differing[name][1]))
+                else:
+                    kept[name] = differing[name][0]
     elif action == "set":
         if field_name not in ("category", "main_unit", "co_units"):
-            raise DecisionError("set needs field category, main_unit or co_units")
+            raise DecisionError("修改需要指定类别、主办单位或协办单位")
         changes.append((field_name, _clean_value(field_name, value)))
     elif action == "merge":
-        return _merge(session, proposal, user, current, value, note)
+        return Recorded(_merge(session, proposal, user, value, note))
     elif action == "unmerge":
         changes.append(("merge_group", None))
     else:
-        raise DecisionError(f"unknown action {action!r}; use accept, set, merge or unmerge")
-    return [
+        raise DecisionError(f"未知操作 {action!r}；可用 accept、set、merge 或 unmerge")
+    rows = [
         _append(
             session, proposal, user, action, name, new, current.current.get(name), suggestion, note
         )
         for name, new in changes
     ]
+    return Recorded(rows, kept)
 
 
 def _append(
@@ -333,35 +470,56 @@ def _append(
 
 
 def _merge(
-    session: Session, proposal: Proposal, user: User, current: ProposalView, value: Any, note: str
+    session: Session, proposal: Proposal, user: User, value: Any, note: str
 ) -> list[Decision]:
-    if not isinstance(value, str) or not value.strip():
-        raise DecisionError("merge needs the id of the proposal to merge with")
-    target = session.scalar(
-        select(Proposal).where(Proposal.year == proposal.year, Proposal.pid == value.strip())
-    )
-    if target is None:
-        raise DecisionError(f"no proposal {value.strip()!r} in {proposal.year}")
-    if target.id == proposal.id:
-        raise DecisionError("a proposal cannot be merged with itself")
-    target_view = views(session, [target])[0]
-    group = target_view.current.get("merge_group") or f"{target.year}/{target.pid}"
-    made = []
-    if target_view.current.get("merge_group") != group:
-        made.append(_append(session, target, user, "merge", "merge_group", group, None, None, note))
-    made.append(
-        _append(
-            session,
-            proposal,
-            user,
-            "merge",
-            "merge_group",
-            group,
-            current.current.get("merge_group"),
-            None,
-            note,
+    """Join the whole groups of ``proposal`` and of every target into one merge group.
+
+    Merging A with B and then B with C puts A, B and C in one group; merging with several ids
+    at once keeps them all. The group keeps the first target's label (else the proposal's, else
+    a new one named after the first target). Runs under the year's lock (see record_decision).
+    """
+    wanted = [value] if isinstance(value, str) else value
+    if not isinstance(wanted, list) or not wanted:
+        raise DecisionError("并案需要给出要合并的提案号")
+    pids = list(dict.fromkeys(v.strip() for v in wanted if isinstance(v, str) and v.strip()))
+    if not pids:
+        raise DecisionError("并案需要给出要合并的提案号")
+    targets: list[Proposal] = []
+    for pid in pids:
+        target = session.scalar(
+            select(Proposal).where(Proposal.year == proposal.year, Proposal.pid == pid)
         )
-    )
+        if target is None:
+            raise DecisionError(f"{proposal.year} 年没有提案 {pid!r}")
+        if target.id == proposal.id:
+            raise DecisionError("提案不能与自身并案")
+        targets.append(target)
+    year_views = {
+        v.row_id: v
+        for v in views(
+            session,
+            list(session.scalars(select(Proposal).where(Proposal.year == proposal.year))),
+        )
+    }
+    involved = [*targets, proposal]
+    labels = [year_views[p.id].current.get("merge_group") for p in involved]
+    group = next((g for g in labels if g), None) or f"{targets[0].year}/{targets[0].pid}"
+    joining = {p.id for p in involved} | {
+        row_id
+        for row_id, v in year_views.items()
+        if v.current.get("merge_group") and v.current.get("merge_group") in set(labels)
+    }
+    made = []
+    by_id = {p.id: p for p in session.scalars(select(Proposal).where(Proposal.id.in_(joining)))}
+    # The proposal the reviewer acted on comes last, as before: its row is the action's result.
+    for row_id in sorted(joining - {proposal.id}) + [proposal.id]:
+        was = year_views[row_id].current.get("merge_group")
+        if was != group:
+            made.append(
+                _append(
+                    session, by_id[row_id], user, "merge", "merge_group", group, was, None, note
+                )
+            )
     return made
 
 

@@ -34,11 +34,17 @@ class Settings(BaseSettings):
         encoder: text encoder for duplicates and topics: ``e5-small`` (default), a Hugging
             Face model folder, or ``none`` to switch duplicate and topic search off.
         max_upload_mb: largest accepted upload.
-        session_max_age_s: how long a sign-in lasts.
+        import_timeout_s, import_memory_mb: limits of the child process that parses an
+            upload (a runaway file is stopped there, not in the server).
+        max_body_kb: largest accepted body of any other request (JSON, forms).
+        session_max_age_s: how long a sign-in lasts (sessions also end at logout, password
+            change, disabling or revocation).
+        token_max_age_days: lifetime of a new API token (0: until revoked).
         cookie_secure: send the session cookie over HTTPS only (set behind TLS).
         background_jobs: run imports' follow-up analysis in a background thread (tests may
             switch it off to run it inline).
-        dedup_threshold: calibrated score at which a pair counts as a likely duplicate.
+        dedup_threshold: calibrated score at which a pair counts as a likely duplicate
+            (default: the shipped scorer's own, chosen on real labelled pairs).
         host, port: where ``tian serve`` listens.
     """
 
@@ -52,10 +58,14 @@ class Settings(BaseSettings):
     registry_dir: Path | None = None
     encoder: str = "e5-small"
     max_upload_mb: int = Field(default=20, ge=1)
+    import_timeout_s: int = Field(default=120, ge=5)
+    import_memory_mb: int = Field(default=1024, ge=256)
+    max_body_kb: int = Field(default=2048, ge=16)
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
+    token_max_age_days: int = Field(default=90, ge=0)
     cookie_secure: bool = False
     background_jobs: bool = True
-    dedup_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    dedup_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -75,6 +85,10 @@ class Settings(BaseSettings):
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_kb * 1024
+
     def resolved_secret_key(self) -> str:
         """The session signing key; refuses the placeholder outside development.
 
@@ -93,6 +107,9 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / "secret_key"
         if not path.is_file():
-            path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-            path.chmod(0o600)
+            from model.atomic import atomic_write_text
+
+            # Created 0600 from the start and renamed in whole: no moment when another user,
+            # or a second worker starting at the same time, can read a partial key.
+            atomic_write_text(path, secrets.token_urlsafe(48), private=True)
         return path.read_text(encoding="utf-8").strip()

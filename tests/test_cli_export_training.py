@@ -75,3 +75,14 @@ def test_missing_sqlite_database_is_a_clear_error(
     assert main([*args, "--db", f"sqlite:///{db}"]) == 2
     assert "no service database" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_a_saved_dataset_lies_next_to_the_table(fake_service: list, tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    out = tmp_path / "training_2024.csv"
+    assert main(["export-training", "--year", "2024", "--out", str(out)]) == 0
+    dataset = load_from_disk(str(export_training.dataset_folder(out)))
+    assert dataset["id"] == ["2024-001", "2024-002"]
+    assert dataset["co_units"] == [["市医疗保障局"], []]
+    assert "proposer" not in dataset.column_names  # personal data stays out

@@ -14,6 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from tian import __version__
+from tian.errors import UserError
+
+__all__ = ["UserError", "build_parser", "main"]  # UserError: kept importable from here
 
 COMMAND_MODULES = (
     "train",
@@ -27,11 +30,8 @@ COMMAND_MODULES = (
     "models",
     "compare",
     "export_training",
+    "check_draft",
 )
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad file, missing model); printed without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

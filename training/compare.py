@@ -235,3 +235,58 @@ def verdict(heads: dict[str, Any]) -> dict[str, Any]:
         if not worse
         else f"new is worse on {', '.join(worse)}",
     }
+
+
+_HEAD_ORDER = ("category", "main_unit", "co_units")
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    """A few readable lines from a comparison report: per head old vs new macro-F1, accuracy
+    and ECE with the change, how many predictions were fixed and broken, and the verdict."""
+
+    def fmt(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+    def signed(value: Any) -> str:
+        return f"{value:+.3f}" if isinstance(value, int | float) else ""
+
+    models = report.get("models") or {}
+    old_name = (models.get("old") or {}).get("version") or "old"
+    new_name = (models.get("new") or {}).get("version") or "new"
+    years = ", ".join(map(str, report.get("years") or [])) or "-"
+    lines = [
+        f"compare {old_name} (old) with {new_name} (new) on {report.get('rows', 0)} rows of {years}"
+    ]
+    heads = report.get("heads") or {}
+    for head in [h for h in _HEAD_ORDER if h in heads] + [h for h in heads if h not in _HEAD_ORDER]:
+        entry = heads[head]
+        old, new, delta = entry.get("old") or {}, entry.get("new") or {}, entry.get("delta") or {}
+        names = (
+            ("macro_f1", "accuracy", "ece")
+            if "accuracy" in old or "accuracy" in new
+            else (
+                "micro_f1",
+                "macro_f1",
+                "ece",
+            )
+        )
+        figures = "  ".join(
+            f"{n} {fmt(old.get(n))} -> {fmt(new.get(n))} {signed(delta.get(n))}".rstrip()
+            for n in names
+        )
+        changed = entry.get("changed_predictions")
+        moves = (
+            f"  changed {changed['changed']}/{changed['rows']}: fixed {changed['fixed']}, "
+            f"broken {changed['broken']}"
+            if changed
+            else ""
+        )
+        lines.append(f"  {head:<10} {figures}{moves}")
+    verdict = (report.get("verdict") or {}).get("summary")
+    if verdict:
+        lines.append(f"verdict: {verdict}")
+    if report.get("drift"):
+        unknown = (report["drift"].get("unit_names") or {}).get("unknown") or {}
+        if unknown:
+            lines.append(f"drift: unit names unknown to the new model: {', '.join(unknown)}")
+    return "\n".join(lines) + "\n"

@@ -16,6 +16,8 @@ class BaselineConfig:
         coverage: target coverage of the conformal prediction sets.
         min_df: minimum document frequency of a word or character n-gram.
         seed: random seed for the folds.
+        calibrate: fit temperatures and conformal thresholds by cross-validation; off when
+            another step calibrates (the `auto` ensemble fits blend weights out of fold).
     """
 
     c: float = 0.5
@@ -24,3 +26,4 @@ class BaselineConfig:
     coverage: float = 0.95
     min_df: int = 1
     seed: int = 0
+    calibrate: bool = True

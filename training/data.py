@@ -65,3 +65,37 @@ def stratified_split(
         stratify=[getattr(p, head) for p in splittable],
     )
     return [splittable[i] for i in train_idx] + rare, [splittable[i] for i in test_idx]
+
+
+def to_dataset(proposals: Sequence[Proposal]) -> Any:
+    """The proposals as a Hugging Face `datasets.Dataset` (the training data pipeline's format).
+
+    Columns: id, year, title, content, category, main_unit, co_units (a list), no proposer:
+    personal data never enters training data.
+    """
+    from datasets import Dataset, Features, Value
+    from datasets import Sequence as ListOf
+
+    features = Features(
+        {
+            "id": Value("string"),
+            "year": Value("int32"),
+            "title": Value("string"),
+            "content": Value("string"),
+            "category": Value("string"),
+            "main_unit": Value("string"),
+            "co_units": ListOf(Value("string")),
+        }
+    )
+    return Dataset.from_dict(
+        {
+            "id": [p.id for p in proposals],
+            "year": [p.year for p in proposals],
+            "title": [p.title or "" for p in proposals],
+            "content": [p.content or "" for p in proposals],
+            "category": [p.category for p in proposals],
+            "main_unit": [p.main_unit for p in proposals],
+            "co_units": [list(p.co_units or []) for p in proposals],
+        },
+        features=features,
+    )

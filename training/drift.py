@@ -16,7 +16,6 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -205,12 +204,3 @@ def drift_report(
         "vocabulary": vocabulary_shift(old_texts, new_texts),
         "length": length_shift(old_texts, new_texts),
     }
-
-
-def year_over_year(
-    proposals: Sequence[Proposal], *, aliases: AliasMap | None = None
-) -> list[dict[str, Any]]:
-    """A drift report for each pair of consecutive years in `proposals`."""
-    years = sorted({p.year for p in proposals if p.year is not None})
-    by_year = {y: [p for p in proposals if p.year == y] for y in years}
-    return [drift_report(by_year[a], by_year[b], aliases=aliases) for a, b in pairwise(years)]

@@ -22,6 +22,7 @@ from model.calibration import (
 )
 from model.heads import SINGLE_LABEL_HEADS, has_multi_labels, multi_targets, single_targets
 from model.records import Proposal
+from model.selective import joint_raw, risk_coverage
 
 
 def top_k_accuracy(probs: np.ndarray, y: np.ndarray, k: int) -> float:
@@ -96,7 +97,8 @@ def single_head_report(
 
 
 def multi_label_f1(target: np.ndarray, chosen: np.ndarray) -> dict[str, float]:
-    """Micro, macro (over labels that occur) and per-row F1 of boolean label matrices.
+    """Micro, macro (over labels that occur) and per-row F1, and micro precision and recall,
+    of boolean label matrices.
 
     Written out because scikit-learn reads a one-column label matrix as a binary task.
     """
@@ -104,13 +106,21 @@ def multi_label_f1(target: np.ndarray, chosen: np.ndarray) -> dict[str, float]:
     fp = (~target & chosen).sum(axis=0).astype(float)
     fn = (target & ~chosen).sum(axis=0).astype(float)
     micro = 2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)
+    precision = tp.sum() / max(tp.sum() + fp.sum(), 1)
+    recall = tp.sum() / max(tp.sum() + fn.sum(), 1)
     occurring = target.sum(axis=0) > 0
     per_label = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
     macro = float(per_label[occurring].mean()) if occurring.any() else 0.0
     row_tp = (target & chosen).sum(axis=1)
     denominator = target.sum(axis=1) + chosen.sum(axis=1)
     per_row = np.where(denominator == 0, 1.0, 2 * row_tp / np.maximum(denominator, 1))
-    return {"micro_f1": float(micro), "macro_f1": macro, "samples_f1": float(per_row.mean())}
+    return {
+        "micro_f1": float(micro),
+        "macro_f1": macro,
+        "samples_f1": float(per_row.mean()),
+        "precision": float(precision),
+        "recall": float(recall),
+    }
 
 
 def multi_head_report(
@@ -167,4 +177,54 @@ def evaluate(
                 classifier.labels["co_units"],
                 classifier.calibration.co_unit_threshold,
             )
+    report["review"] = review_report(classifier, probs, proposals)
     return report
+
+
+def review_report(
+    classifier: Classifier, probs: dict[str, np.ndarray], proposals: Sequence[Proposal]
+) -> dict[str, Any]:
+    """Selective suggestions: risk-coverage per head and joint, and the bundle's review flag.
+
+    Per head, rows are ranked by that head's top probability; jointly, by the bundle's joint
+    confidence (the product of the heads' top probabilities for bundles without one). The
+    flag figures use the bundle's threshold for its target accuracy.
+    """
+    heads = [h for h in SINGLE_LABEL_HEADS if h in probs]
+    out: dict[str, Any] = {"heads": {}}
+    truth = {}
+    for head in heads:
+        index = {label: i for i, label in enumerate(classifier.labels[head])}
+        y = np.array([index.get(t, -2) if t else -1 for t in single_targets(proposals, head)])
+        truth[head] = y
+        keep = y != -1
+        if keep.any():
+            p = probs[head][keep]
+            out["heads"][head] = risk_coverage(p.max(axis=1), p.argmax(axis=1) == y[keep])
+    review = classifier.calibration.review
+    confidence = review.confidence(probs) if review is not None else joint_raw(probs, heads)
+    keep = np.all([truth[h] != -1 for h in heads], axis=0)
+    right = np.all([probs[h].argmax(axis=1) == truth[h] for h in heads], axis=0)
+    if keep.any():
+        out["joint"] = risk_coverage(confidence[keep], right[keep])
+    out["target_accuracy"] = review.target_accuracy if review is not None else None
+    if review is not None:
+        unflagged = confidence >= review.threshold
+        out["threshold"] = review.threshold
+        out["flagged"] = round(float(1 - unflagged.mean()), 4)
+        labelled = keep & unflagged
+        out["unflagged_accuracy"] = (
+            round(float(right[labelled].mean()), 4) if labelled.any() else None
+        )
+        for head in heads:
+            cut = review.head_thresholds.get(head)
+            y = truth[head]
+            if cut is None:
+                continue
+            top = probs[head].max(axis=1)
+            ok = (y != -1) & unflagged
+            out["heads"].setdefault(head, {})["unflagged_accuracy"] = (
+                round(float((probs[head].argmax(axis=1) == y)[ok].mean()), 4) if ok.any() else None
+            )
+            out["heads"][head]["below_own_cut"] = round(float((top < cut).mean()), 4)
+    return out

@@ -121,6 +121,38 @@ def plot_reliability(head_report: dict[str, Any], title: str, out: Path) -> Path
 HEAD_TITLES = {"category": "类别", "main_unit": "主办单位"}
 
 
+def plot_risk_coverage(review: dict[str, Any], out: Path) -> Path:
+    """Accuracy of the suggestions left to the machine against their share, per head and
+    joint (ranked by confidence), with the bundle's target accuracy as a line."""
+    use_cjk_font()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    curves = [(HEAD_TITLES.get(h, h), r) for h, r in review.get("heads", {}).items()]
+    if review.get("joint"):
+        curves.append(("全部建议（联合）", review["joint"]))
+    for name, r in curves:
+        points = r.get("curve") or []
+        if points:
+            ax.plot(
+                [p["coverage"] for p in points],
+                [p["accuracy"] for p in points],
+                "o-",
+                ms=3,
+                label=name,
+            )
+    target = review.get("target_accuracy")
+    if target:
+        ax.axhline(target, color="grey", ls="--", label=f"目标准确率 {target:.0%}")
+    ax.set_xlabel("交给机器的比例（按置信度从高到低）")
+    ax.set_ylabel("这部分建议的准确率")
+    ax.set_xlim(0, 1.02)
+    ax.set_title("风险-覆盖曲线")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """Confusion matrix and reliability diagram for each single-label head in the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -131,4 +163,6 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
         title = HEAD_TITLES.get(head, head)
         written.append(plot_confusion(head_report, title, out_dir / f"confusion_{head}.png"))
         written.append(plot_reliability(head_report, title, out_dir / f"reliability_{head}.png"))
+    if report.get("review"):
+        written.append(plot_risk_coverage(report["review"], out_dir / "risk_coverage.png"))
     return written

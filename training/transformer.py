@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ from model.transformer import (
     ProposalTokenizer,
     TransformerClassifier,
     baseline_logits,
+    is_trained_weight,
     length_sorted_batches,
     pad_batch,
     pick_device,
@@ -65,9 +67,8 @@ class TransformerConfig:
         max_length: tokens per proposal.
         tail_tokens: tokens kept from the end of long contents (0: plain truncation).
         trainable_layers: top layers that learn; the rest are frozen and computed once.
-        epochs: passes over the training rows (fractions allowed).
-        min_steps: train at least this many steps, so that a small year (a few hundred
-            proposals) still gets enough updates for the heads to learn.
+        epochs: passes over the training rows (fractions allowed); steps are
+            ceil(rows / batch_size) * epochs, so the cost grows with the data (no floor).
         batch_size: proposals per step.
         lr: learning rate of the trainable layers.
         head_lr: learning rate of the heads (fresh, so larger).
@@ -80,6 +81,10 @@ class TransformerConfig:
         coverage: target coverage of the conformal prediction sets.
         blend_baseline: also fit the TF-IDF baseline on the same rows and blend its scores with
             the transformer's, with weights fitted on the held-out rows (calibrated in one step).
+        probe_c: with trainable_layers 0 the heads are logistic regressions on the frozen,
+            mean-pooled features (fitted exactly, in milliseconds); this is their inverse
+            regularisation. On the demo's 2024 proposals such a probe reached category macro-F1
+            0.90, where 360 AdamW steps on the same features reached 0.70 out of fold.
         seed: random seed.
     """
 
@@ -88,7 +93,6 @@ class TransformerConfig:
     tail_tokens: int = 64
     trainable_layers: int = 2
     epochs: float = 6.0
-    min_steps: int = 200
     batch_size: int = 16
     lr: float = 1e-4
     head_lr: float = 3e-3
@@ -99,6 +103,7 @@ class TransformerConfig:
     min_calibration_rows: int = 50
     coverage: float = 0.95
     blend_baseline: bool = True
+    probe_c: float = 10.0
     seed: int = 0
 
 
@@ -181,22 +186,41 @@ def _loss(
     return total
 
 
-def fit_transformer(
-    proposals: Sequence[Proposal], config: TransformerConfig | None = None
-) -> TransformerClassifier:
-    """Fine-tune on `proposals`, calibrate on a held-out part, and return the classifier."""
+@dataclass
+class Prepared:
+    """Rows tokenised and run through the frozen layers once; every fold trains from here.
+
+    `initial` holds the trainable weights (top layers and heads) before any training, so that
+    each fold starts from the same point without copying the whole network.
+    """
+
+    network: MultiTaskModel
+    tokenizer: Any
+    settings: InputSettings
+    labels: dict[str, list[str]]
+    cached: list[torch.Tensor]
+    targets: _Targets
+    start: int
+    trainable: int
+    device: torch.device
+    initial: dict[str, torch.Tensor]
+    base_model: str
+
+
+def prepare_rows(
+    proposals: Sequence[Proposal], labels: dict[str, list[str]], config: TransformerConfig
+) -> Prepared:
+    """Load the backbone, tokenise `proposals` (through a `datasets.Dataset`) and cache the
+    outputs of the frozen layers. Row i of the result is proposals[i]."""
     from transformers import AutoModel, AutoTokenizer
 
     from model.backbone import resolve_backbone
+    from training.data import to_dataset
 
-    config = config or TransformerConfig()
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = pick_device()
-
-    fit_rows, cal_rows = _split_for_calibration(proposals, config)
-    labels = _labels(fit_rows)
     folder = resolve_backbone(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     backbone = AutoModel.from_pretrained(
@@ -206,7 +230,7 @@ def fit_transformer(
         device
     )
     n_layers = len(network.layers)
-    trainable = max(1, min(config.trainable_layers, n_layers))
+    trainable = max(0, min(config.trainable_layers, n_layers))
     start = n_layers - trainable
     for p in network.backbone.parameters():
         p.requires_grad = False
@@ -217,21 +241,145 @@ def fit_transformer(
     prefix = "query: " if is_e5_style(folder) else ""  # e5 models expect a query/passage prefix
     settings = InputSettings(config.max_length, config.tail_tokens, prefix)
     ptok = ProposalTokenizer(tokenizer, settings)
-    rows = list(fit_rows) + list(cal_rows)
-    encoded = ptok.encode_many([p.title for p in rows], [p.content for p in rows])
+    dataset = to_dataset(proposals).map(
+        lambda batch: {"input_ids": ptok.encode_many(batch["title"], batch["content"])},
+        batched=True,
+        new_fingerprint=f"tokenized-{config.max_length}-{config.tail_tokens}-{len(proposals)}",
+    )
+    encoded = [list(ids) for ids in dataset["input_ids"]]
     log.info(
-        "training on %d rows, calibrating on %d; %d of %d layers train; median %d tokens on %s",
-        len(fit_rows),
-        len(cal_rows),
+        "%d rows; %d of %d layers train; median %d tokens on %s",
+        len(proposals),
         trainable,
         n_layers,
-        int(np.median([len(e) for e in encoded])),
+        int(np.median([len(e) for e in encoded])) if encoded else 0,
         device,
     )
     cached = _cache_lower(network, encoded, ptok.pad_id, start, device)
-    targets = _Targets(rows, labels)
+    if trainable == 0:
+        # Only the heads learn: their input is the mean over tokens, so keep just that one
+        # vector per row (a (1, hidden) "sequence" pools to itself). Steps become ~100x cheaper.
+        cached = [c.float().mean(0, keepdim=True) for c in cached]
+    initial = {
+        name: value.detach().clone()
+        for name, value in network.state_dict().items()
+        if is_trained_weight(name, n_layers, trainable)
+    }
+    return Prepared(
+        network,
+        tokenizer,
+        settings,
+        labels,
+        cached,
+        _Targets(proposals, labels),
+        start,
+        trainable,
+        device,
+        initial,
+        str(config.base_model),
+    )
 
-    _train(network, cached, targets, list(range(len(fit_rows))), start, config, device)
+
+def train_on(prepared: Prepared, rows: list[int], config: TransformerConfig) -> None:
+    """Reset the trainable weights and train them on `rows` (indices into the prepared rows)."""
+    torch.manual_seed(config.seed)
+    prepared.network.load_state_dict(prepared.initial, strict=False)
+    if prepared.trainable == 0:
+        fit_probe(prepared, rows, config.probe_c)
+        return
+    _train(
+        prepared.network,
+        prepared.cached,
+        prepared.targets,
+        rows,
+        prepared.start,
+        config,
+        prepared.device,
+    )
+
+
+def fit_probe(prepared: Prepared, rows: list[int], c: float) -> None:
+    """Fit each head as a logistic regression on the frozen mean-pooled features of `rows`
+    and write the coefficients into the network's linear heads (so inference is unchanged).
+
+    A label absent from `rows` gets a bias well below the others: the head cannot know it.
+    """
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    x = torch.cat([prepared.cached[i] for i in rows]).float().numpy()
+    targets = prepared.targets
+    for head, module in prepared.network.heads.items():
+        out, hidden = module.weight.shape
+        weight = np.zeros((out, hidden))
+        bias = np.full(out, -10.0)
+        if head in targets.single:
+            y = targets.single[head][rows].numpy()
+            keep = y >= 0
+            classes = np.unique(y[keep])
+            if len(classes) == 1:
+                bias[classes[0]] = 0.0
+            elif len(classes) >= 2:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # convergence on tiny folds
+                    lr = LogisticRegression(C=c, max_iter=2000).fit(x[keep], y[keep])
+                coef, intercept = lr.coef_, lr.intercept_
+                if len(classes) == 2:  # one binary coefficient row as a two-logit softmax
+                    coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+                    intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+                weight[classes] = coef
+                bias[:] = intercept.min() - 10.0
+                bias[classes] = intercept
+        elif head == "co_units" and targets.multi is not None and targets.multi_mask is not None:
+            keep = targets.multi_mask[rows].numpy()
+            y = targets.multi[rows].numpy()[keep]
+            for j in range(out):
+                positives = int(y[:, j].sum())
+                if 0 < positives < len(y):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        lr = LogisticRegression(C=c, max_iter=2000).fit(x[keep], y[:, j])
+                    weight[j], bias[j] = lr.coef_[0], lr.intercept_[0]
+        with torch.no_grad():
+            module.weight.copy_(torch.as_tensor(weight, dtype=module.weight.dtype))
+            module.bias.copy_(torch.as_tensor(bias, dtype=module.bias.dtype))
+
+
+def logits_of(prepared: Prepared, rows: list[int]) -> dict[str, np.ndarray]:
+    """Logits per head of the currently trained network for `rows`, in that order."""
+    return _held_out_logits(
+        prepared.network, prepared.cached, rows, prepared.start, prepared.device
+    )
+
+
+def to_classifier(
+    prepared: Prepared, calibration: Calibration, baseline: Any | None = None
+) -> TransformerClassifier:
+    """The inference wrapper around the currently trained network."""
+    return TransformerClassifier(
+        prepared.network.cpu(),
+        prepared.tokenizer,
+        prepared.settings,
+        prepared.labels,
+        calibration,
+        base_model=prepared.base_model,
+        trainable_layers=prepared.trainable,
+        baseline=baseline,
+    )
+
+
+def fit_transformer(
+    proposals: Sequence[Proposal], config: TransformerConfig | None = None
+) -> TransformerClassifier:
+    """Fine-tune on `proposals`, calibrate on a held-out part, and return the classifier."""
+    config = config or TransformerConfig()
+    fit_rows, cal_rows = _split_for_calibration(proposals, config)
+    labels = _labels(fit_rows)
+    rows = list(fit_rows) + list(cal_rows)
+    prepared = prepare_rows(rows, labels, config)
+    log.info("training on %d rows, calibrating on %d", len(fit_rows), len(cal_rows))
+    train_on(prepared, list(range(len(fit_rows))), config)
 
     baseline = None
     if config.blend_baseline:
@@ -244,18 +392,16 @@ def fit_transformer(
     cal_index = list(range(len(fit_rows), len(rows)))
     base_scores = baseline_logits(baseline, [p.text for p in cal_rows], labels) if baseline else {}
     calibration = _calibrate(
-        network, cached, targets, cal_index, start, base_scores, config, device
+        prepared.network,
+        prepared.cached,
+        prepared.targets,
+        cal_index,
+        prepared.start,
+        base_scores,
+        config,
+        prepared.device,
     )
-    return TransformerClassifier(
-        network.cpu(),
-        tokenizer,
-        settings,
-        labels,
-        calibration,
-        base_model=str(config.base_model),
-        trainable_layers=trainable,
-        baseline=baseline,
-    )
+    return to_classifier(prepared, calibration, baseline)
 
 
 def _cache_lower(
@@ -314,17 +460,14 @@ def _train(
     device: torch.device,
 ) -> None:
     trainable_layers = [p for p in network.layers[start:].parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": trainable_layers, "lr": config.lr},
-            {"params": list(network.heads.parameters()), "lr": config.head_lr},
-        ],
-        weight_decay=config.weight_decay,
-    )
+    groups = [{"params": list(network.heads.parameters()), "lr": config.head_lr}]
+    if trainable_layers:  # none when only the heads learn (frozen features)
+        groups.append({"params": trainable_layers, "lr": config.lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     rng = random.Random(config.seed)
     lengths = [c.shape[0] for c in cached]
     steps_per_epoch = math.ceil(len(rows) / config.batch_size)
-    total = max(config.min_steps, int(steps_per_epoch * config.epochs), 1)
+    total = max(int(math.ceil(steps_per_epoch * config.epochs)), 1)
     warmup = int(total * config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -337,7 +480,7 @@ def _train(
     network.train()
     step = 0
     started = time.perf_counter()
-    with tqdm(total=total, desc="training", unit="step") as bar:
+    with tqdm(total=total, desc="training", unit="step", mininterval=5) as bar:
         while step < total:
             for batch in _shuffled_length_batches(lengths, rows, config.batch_size, rng):
                 if step >= total:

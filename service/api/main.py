@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from service.api import (
     decisions,
+    drafts,
     duplicates,
     exports,
     health,
@@ -29,5 +30,6 @@ for module in (
     exports,
     models,
     users,
+    drafts,
 ):
     api_router.include_router(module.router)

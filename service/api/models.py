@@ -1,4 +1,8 @@
-"""Model bundles: list, promote (hot swap without failed requests), roll back. Admins only."""
+"""Model bundles: list, promote (hot swap without failed requests), roll back. Admins only.
+
+Errors answer ``{"detail": {"code": "...", "message": "..."}}``: an English machine code and the
+Chinese sentence the pages show.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,17 @@ router = APIRouter(prefix="/api/models", tags=["models"])
 
 def _live(state: Any) -> dict[str, Any]:
     live = state.runtime.current
-    prev = state.runtime.previous
     return {
         "live": live.version if live else None,
         "kind": live.kind if live else None,
-        "previous": prev.version if prev else None,
+        # What a rollback would go back to, as the registry says (shared with `tian models`).
+        "previous": state.runtime.rollback_target(),
         "notice": state.runtime.notice,
     }
+
+
+def _error(status: int, exc: ModelUnavailable) -> HTTPException:
+    return HTTPException(status, {"code": exc.code, "message": str(exc)})
 
 
 @router.get("")
@@ -41,11 +49,9 @@ async def promote(version: str, state: StateDep, user: AdminUser) -> dict[str, A
     try:
         await run_in_threadpool(state.runtime.promote, version)
     except UnknownModel as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise _error(404, exc) from None
     except ModelUnavailable as exc:
-        raise HTTPException(409, str(exc)) from None
-    except ValueError as exc:
-        raise HTTPException(422, f"model {version!r} cannot be loaded: {exc}") from None
+        raise _error(409, exc) from None
     return _live(state)
 
 
@@ -55,5 +61,5 @@ async def rollback(state: StateDep, user: AdminUser) -> dict[str, Any]:
     try:
         await run_in_threadpool(state.runtime.rollback)
     except ModelUnavailable as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise _error(409, exc) from None
     return _live(state)

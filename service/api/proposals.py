@@ -15,6 +15,7 @@ from service.models import Decision, Proposal, Topic, TopicMatch
 from service.review import (
     SORTS,
     DecisionError,
+    StaleDecision,
     decision_dict,
     latest_suggestions,
     queue,
@@ -36,6 +37,7 @@ def list_proposals(
     min_confidence: float | None = Query(default=None, ge=0, le=1),
     max_confidence: float | None = Query(default=None, ge=0, le=1),
     needs_attention: bool | None = None,
+    likely_duplicate: bool | None = None,
     q: str | None = Query(default=None, max_length=200),
     sort: str = "id",
     descending: bool = False,
@@ -58,6 +60,8 @@ def list_proposals(
         sort=sort,
         descending=descending,
     )
+    if likely_duplicate is not None:
+        items = [v for v in items if v.likely_duplicate == likely_duplicate]
     page = items[offset : offset + limit]
     return {"total": len(items), "items": [_brief(v.to_dict()) for v in page]}
 
@@ -156,6 +160,28 @@ class DecisionIn(BaseModel):
     field: Literal["category", "main_unit", "co_units"] | None = None
     value: str | list[str] | None = Field(default=None)
     note: str = Field(default="", max_length=1000)
+    previous_value: str | list[str] | dict[str, str | list[str] | None] | None = Field(
+        default=None,
+        description="the value this decision replaces, as the reviewer saw it (409 when it is "
+        "no longer current); for accept without a field, an object by field; for merge and "
+        "unmerge, the proposal's merge group",
+    )
+    replace: bool = Field(
+        default=False,
+        description="accept without a field: also replace values the import or a reviewer gave",
+    )
+
+    def expected(self) -> dict[str, Any] | None:
+        """``previous_value`` as a map of field to value (None when it was not sent)."""
+        if "previous_value" not in self.model_fields_set:
+            return None
+        if self.action in ("merge", "unmerge"):
+            return {"merge_group": self.previous_value}
+        if self.field:
+            return {self.field: self.previous_value}
+        if not isinstance(self.previous_value, dict):
+            raise HTTPException(422, "采纳全部建议时 previous_value 应为按字段给出的对象")
+        return dict(self.previous_value)
 
 
 @router.get("/{year}/{pid}/decisions")
@@ -184,12 +210,18 @@ def add_decision(
             field_name=body.field,
             value=body.value,
             note=body.note,
+            previous=body.expected(),
+            replace=body.replace,
         )
+    except StaleDecision as exc:
+        session.rollback()
+        raise HTTPException(409, str(exc)) from None
     except DecisionError as exc:
         session.rollback()
         raise HTTPException(422, str(exc)) from None
     session.commit()
     return {
         "decisions": [decision_dict(d, p.pid, p.year) for d in made],
+        "kept": made.kept,
         "proposal": _brief(views(session, [p])[0].to_dict()),
     }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from service.api.common import YearQuery
+from service.api.common import YearPath, YearQuery, get_proposal
 from service.deps import CurrentUser, SessionDep, StateDep, WriterUser
 from service.models import Proposal, Topic, TopicMatch
 from service.uploads import save_upload
@@ -24,6 +25,8 @@ async def upload_topics(
     file: Annotated[UploadFile, File(description="CSV/XLSX with topic_id,topic or TXT one a line")],
 ) -> dict[str, Any]:
     """Add or update a year's topics (all or nothing), then recompute the year's matches."""
+    from starlette.concurrency import run_in_threadpool
+
     from model.topics import read_topics
     from service.api.imports import queue_analysis
     from service.bootstrap import store_topics
@@ -31,15 +34,22 @@ async def upload_topics(
     path, name = await save_upload(
         file, state.settings.data_dir / "uploads", state.settings.max_upload_bytes
     )
-    try:
-        topics = read_topics(path)
-    except (ValueError, OSError) as exc:
-        raise HTTPException(422, f"{name}: {str(exc).replace(str(path), name)}") from None
-    finally:
-        path.unlink(missing_ok=True)
-    added, changed = store_topics(session, year, topics)
-    session.commit()
-    job = queue_analysis(state, [year], []) if added or changed else None
+
+    def store() -> tuple[list[Any], int, int, Any]:
+        # Off the event loop: reading the file and writing may wait (SQLite's write lock),
+        # and a wait there would stop every other request, /healthz included.
+        try:
+            topics = read_topics(path)
+        except (ValueError, OSError) as exc:
+            raise HTTPException(422, f"{name}: {str(exc).replace(str(path), name)}") from None
+        finally:
+            path.unlink(missing_ok=True)
+        added, changed = store_topics(session, year, topics)
+        session.commit()
+        job = queue_analysis(state, [year], []) if added or changed else None
+        return topics, added, changed, job
+
+    topics, added, changed, job = await run_in_threadpool(store)
     return {
         "year": year,
         "topics": len(topics),
@@ -55,12 +65,19 @@ def list_topics(year: YearQuery, session: SessionDep, user: CurrentUser) -> list
     return [{"topic_id": t.topic_id, "topic": t.topic} for t in rows]
 
 
-def coverage_report(session: Any, year: int, threshold: float = 0.5) -> dict[str, Any]:
-    """How many of the year's proposals answer each topic (``model.topics.coverage``)."""
+def coverage_report(session: Any, year: int, threshold: float | None = None) -> dict[str, Any]:
+    """How many of the year's proposals answer each topic (``model.topics.coverage``).
+
+    A proposal counts as answering a topic when a reviewer confirmed or assigned it, else when
+    the model's score reaches the fitted cut-off (``model.topics.DEFAULT_WEIGHTS.threshold``).
+    """
+    from model.topics import DEFAULT_WEIGHTS, coverage
     from model.topics import Topic as ModelTopic
     from model.topics import TopicMatch as ModelMatch
-    from model.topics import coverage
+    from service.topic_review import confirmed_topics
 
+    if threshold is None:
+        threshold = DEFAULT_WEIGHTS.threshold
     topics = list(session.scalars(select(Topic).where(Topic.year == year).order_by(Topic.topic_id)))
     by_row = {t.id: t.topic_id for t in topics}
     props = {p.id: p.pid for p in session.scalars(select(Proposal).where(Proposal.year == year))}
@@ -74,16 +91,26 @@ def coverage_report(session: Any, year: int, threshold: float = 0.5) -> dict[str
         for m in rows:
             if m.topic_row_id in by_row:
                 ranked[m.proposal_id].append((by_row[m.topic_row_id], m.score))
+    known = set(by_row.values())
+    confirmed = {
+        props[i]: [t for t in ids if t in known]
+        for i, ids in confirmed_topics(session, list(props)).items()
+    }
     matches = [
         ModelMatch(props[i], r, no_topic=not r or r[0][1] < threshold)
         for i, r in ranked.items()
         if r
     ]
     report = coverage(
-        matches, [ModelTopic(t.topic_id, t.topic) for t in topics], threshold=threshold
+        matches,
+        [ModelTopic(t.topic_id, t.topic) for t in topics],
+        threshold=threshold,
+        confirmed=confirmed,
     )
     report["year"] = year
-    report["proposals_not_matched_yet"] = sum(1 for r in ranked.values() if not r)
+    report["proposals_not_matched_yet"] = sum(
+        1 for i, r in ranked.items() if not r and props[i] not in confirmed
+    )
     return report
 
 
@@ -91,3 +118,72 @@ def coverage_report(session: Any, year: int, threshold: float = 0.5) -> dict[str
 def topic_coverage(year: YearQuery, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """Proposals per topic, topics with none, proposals that answer no topic."""
     return coverage_report(session, year)
+
+
+class TopicDecisionIn(BaseModel):
+    """A reviewer's topics for one proposal: the year's topic ids (empty: answers none)."""
+
+    topics: list[Annotated[str, Field(max_length=100)]] = Field(max_length=20)
+    confirm: bool = Field(default=False, description="taking the model's match as it is")
+    note: str = Field(default="", max_length=1000)
+
+
+@router.post("/{year}/{pid}", status_code=201)
+def decide_topics(
+    year: YearPath, pid: str, body: TopicDecisionIn, session: SessionDep, user: WriterUser
+) -> dict[str, Any]:
+    """Confirm or assign the reference topics a proposal answers (stored as a decision)."""
+    from service.topic_review import TopicDecisionError, record_topics
+
+    p = get_proposal(session, year, pid)
+    try:
+        d = record_topics(session, p, user, body.topics, confirm=body.confirm, note=body.note)
+    except TopicDecisionError as exc:
+        raise HTTPException(422, {"code": "bad_topic", "message": str(exc)}) from None
+    session.commit()
+    return {"year": year, "id": pid, "topics": d.new_value, "action": d.action}
+
+
+ASSIGNMENT_HEADER = ("提案号", "案由", "参考题目编号", "参考题目", "来源")
+
+
+def topic_assignments(session: Any, year: int) -> list[tuple[str, str, str, str, str]]:
+    """One row per (proposal, topic) it answers; a proposal with none gets one empty row."""
+    report = coverage_report(session, year)
+    texts = {t["topic_id"]: t["topic"] for t in report["topics"]}
+    by_proposal: dict[str, list[str]] = {}
+    for t in report["topics"]:
+        for pid in t["proposals"]:
+            by_proposal.setdefault(pid, []).append(t["topic_id"])
+    confirmed = set(report["confirmed_proposals"])
+    out = []
+    for p in session.scalars(select(Proposal).where(Proposal.year == year).order_by(Proposal.pid)):
+        source = "审核确认" if p.pid in confirmed else "模型匹配"
+        tids = by_proposal.get(p.pid, [])
+        if not tids:
+            out.append((p.pid, p.title, "", "", source + "（无对应题目）"))
+        for tid in tids:
+            out.append((p.pid, p.title, tid, texts.get(tid, ""), source))
+    return out
+
+
+@router.get("/{year}/assignments.csv")
+def export_assignments(year: YearPath, session: SessionDep, user: CurrentUser) -> Response:
+    """Proposals and the topics they answer (reviewer decisions first), as CSV for Excel."""
+    import csv
+    import io
+
+    from model.formulas import neutralise
+
+    buf = io.StringIO()
+    buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly only with a BOM
+    writer = csv.writer(buf)
+    writer.writerow(ASSIGNMENT_HEADER)
+    for row in topic_assignments(session, year):
+        writer.writerow([neutralise(v) for v in row])
+    name = f"topics_{year}.csv"
+    return Response(
+        buf.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,4 +1,4 @@
-"""Who am I, users (admins manage them) and API tokens."""
+"""Who am I, users (admins manage them), passwords and API tokens."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from service.auth import AuthError, create_token, create_user, csrf_token
-from service.deps import AdminUser, CurrentUser, SessionDep
-from service.models import User
+from service.auth import (
+    AuthError,
+    change_password,
+    create_token,
+    create_user,
+    csrf_token,
+    find_user,
+    revoke_all,
+    set_active,
+    verify_password,
+)
+from service.deps import AdminUser, CurrentUser, SessionDep, StateDep
+from service.models import ApiToken, User
 
 router = APIRouter(prefix="/api", tags=["users"])
 
@@ -30,8 +41,23 @@ def me(request: Request, user: CurrentUser) -> dict[str, Any]:
 
 class UserIn(BaseModel):
     username: str = Field(min_length=2, max_length=64)
-    password: str = Field(min_length=8, max_length=200)
+    # The policy (service.auth.check_password) gives the reasons; here only a hard bound.
+    password: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "reviewer", "viewer"]
+
+
+class PasswordIn(BaseModel):
+    current: str = Field(min_length=1, max_length=200)
+    new: str = Field(min_length=1, max_length=200)
+
+
+class ResetIn(BaseModel):
+    password: str = Field(min_length=1, max_length=200)
+
+
+def _fail(session: Session, exc: AuthError, status: int = 422) -> HTTPException:
+    session.rollback()
+    return HTTPException(status, str(exc))
 
 
 @router.get("/users")
@@ -44,19 +70,108 @@ def add_user(body: UserIn, session: SessionDep, user: AdminUser) -> dict[str, An
     try:
         new = create_user(session, body.username, body.password, body.role)
     except AuthError as exc:
-        session.rollback()
-        raise HTTPException(422, str(exc)) from None
+        raise _fail(session, exc) from None
     session.commit()
     return user_dict(new)
 
 
+def _other(session: Session, username: str, admin: User, action: str) -> User:
+    try:
+        target = find_user(session, username)
+    except AuthError as exc:
+        raise _fail(session, exc, 404) from None
+    if target.id == admin.id and action in ("disable", "revoke"):
+        # An admin locking themselves out would leave nobody to undo it from the page.
+        raise HTTPException(422, "不能停用或吊销自己的账号；请由另一位管理员操作")
+    return target
+
+
+@router.post("/users/{username}/password")
+def reset_password(
+    username: str, body: ResetIn, session: SessionDep, user: AdminUser
+) -> dict[str, Any]:
+    """Set another user's password; that user's sessions and tokens end."""
+    target = _other(session, username, user, "password")
+    try:
+        change_password(session, target, body.password)
+    except AuthError as exc:
+        raise _fail(session, exc) from None
+    session.commit()
+    return user_dict(target)
+
+
+@router.post("/users/{username}/{action}")
+def manage_user(
+    username: str,
+    action: Literal["disable", "enable", "revoke"],
+    session: SessionDep,
+    user: AdminUser,
+) -> dict[str, Any]:
+    """Disable (ends sessions, revokes tokens), enable, or revoke every session and token."""
+    target = _other(session, username, user, action)
+    if action == "revoke":
+        revoke_all(session, target)
+    else:
+        set_active(session, target, action == "enable")
+    session.commit()
+    return user_dict(target)
+
+
+@router.post("/me/password")
+def my_password(
+    request: Request, body: PasswordIn, session: SessionDep, user: CurrentUser
+) -> dict[str, Any]:
+    """Change one's own password; other sessions and all tokens end, this session stays."""
+    if not verify_password(body.current, user.password_hash):
+        raise HTTPException(403, "当前密码不正确")
+    try:
+        change_password(session, user, body.new, keep_sid=getattr(request.state, "sid", None))
+    except AuthError as exc:
+        raise _fail(session, exc) from None
+    session.commit()
+    return user_dict(user)
+
+
 class TokenIn(BaseModel):
     name: str = Field(default="", max_length=100)
+    days: int | None = Field(default=None, ge=1, le=3650, description="lifetime in days")
 
 
 @router.post("/tokens", status_code=201)
-def new_token(body: TokenIn, session: SessionDep, user: CurrentUser) -> dict[str, str]:
-    """A new bearer token for the signed-in user (shown once)."""
-    token = create_token(session, user, body.name)
+def new_token(
+    body: TokenIn, session: SessionDep, state: StateDep, user: CurrentUser
+) -> dict[str, str]:
+    """A new bearer token for the signed-in user (shown once); it expires after ``days``."""
+    days = body.days or state.settings.token_max_age_days or None
+    token = create_token(session, user, body.name, days=days)
     session.commit()
     return {"token": token}
+
+
+@router.get("/tokens")
+def list_tokens(session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
+    """The signed-in user's tokens (never the token itself)."""
+    rows = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+    )
+    return [
+        {
+            "id": t.id,
+            "name": t.name,
+            "created_at": t.created_at.isoformat(),
+            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+            "revoked": t.revoked,
+        }
+        for t in rows
+    ]
+
+
+@router.post("/tokens/{token_id}/revoke")
+def revoke_token(token_id: int, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """Revoke one of the signed-in user's tokens."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise HTTPException(404, f"没有编号为 {token_id} 的令牌")
+    row.revoked = True
+    session.commit()
+    return {"id": row.id, "revoked": True}

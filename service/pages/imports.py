@@ -1,4 +1,4 @@
-"""The import page: upload a file, then watch its progress."""
+"""The import page: upload a file, then watch its progress (or read why it was refused)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from service.api.imports import run_import
+from service.api.imports import submit_import
 from service.deps import CurrentUser, FormCsrf, StateDep, WriterUser
 from service.pages.common import render
 from service.uploads import save_upload
@@ -33,9 +34,9 @@ async def import_upload(
         file, state.settings.data_dir / "uploads", state.settings.max_upload_bytes
     )
     default_year = int(year) if year.strip().isdigit() else None
-    user_id = user.id
-    job = state.jobs.submit(
-        "import", lambda j: run_import(state, path, name, user_id, default_year, bool(update), j)
+    # Off the event loop: queueing may wait for the database (see service.api.imports).
+    job = await run_in_threadpool(
+        submit_import, state, path, name, user.id, default_year, bool(update)
     )
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
@@ -13,8 +14,9 @@ from service.api.proposals import duplicates_of, proposal_detail
 from service.api.topics import coverage_report
 from service.deps import CurrentUser, FormCsrf, SessionDep, WriterUser
 from service.models import Proposal
-from service.pages.common import render, this_year
-from service.review import SORTS, DecisionError, queue, record_decision
+from service.pages.common import FIELD_TEXT, flash, render, show, this_year
+from service.review import SORTS, DecisionError, StaleDecision, queue, record_decision
+from service.topic_review import topic_context
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,6 +49,7 @@ def queue_page(
     min_confidence: str = "",
     max_confidence: str = "",
     attention: str = "",
+    dup: str = "",
     q: str = "",
     sort: str = "id",
     desc: str = "",
@@ -66,6 +69,8 @@ def queue_page(
         sort=sort if sort in SORTS else "id",
         descending=bool(desc),
     )
+    if dup:  # the 疑似重复 card: only proposals with a likely duplicate
+        items = [v for v in items if v.likely_duplicate]
     everything = queue(session, year)
     live = request.app.state.tian.runtime.current
     labels = dict(live.classifier.labels) if live is not None else {}
@@ -90,6 +95,7 @@ def queue_page(
             "reviewed": sum(v.status == "reviewed" for v in everything),
             "attention": sum(v.needs_attention for v in everything),
             "duplicates": sum(v.likely_duplicate for v in everything),
+            "groups": _group_count(session, year),
         },
         categories=categories,
         units=units,
@@ -100,10 +106,24 @@ def queue_page(
             "min_confidence": min_confidence,
             "max_confidence": max_confidence,
             "attention": attention,
+            "dup": dup,
             "q": q,
             "sort": sort,
             "desc": desc,
         },
+    )
+
+
+def _group_count(session: Any, year: int) -> int:
+    from sqlalchemy import func
+
+    from service.models import DuplicateGroup
+
+    return int(
+        session.scalar(
+            select(func.count()).select_from(DuplicateGroup).where(DuplicateGroup.year == year)
+        )
+        or 0
     )
 
 
@@ -121,9 +141,15 @@ def proposal_context(request: Request, session: Any, p: Proposal) -> dict[str, A
         d["theirs"] = segments(_text_of(session, d), [(x["b_start"], x["b_end"]) for x in passages])
         d["overlap_chars"] = sum(x["a_end"] - x["a_start"] for x in passages)
     detail["duplicates"] = dups
-    # Title and body features can name the same word twice; show each word once.
+    # Whole words and phrases only, each once (suggestions stored before this rule may
+    # still hold character fragments such as 区停).
+    from model.keywords import whole_words
+
     detail["why"] = {
-        head: [w for i, w in enumerate(words) if w["word"] not in {x["word"] for x in words[:i]}]
+        head: [
+            {"word": w, "weight": x}
+            for w, x in whole_words(text, [(w["word"], w["weight"]) for w in words])
+        ]
         for head, words in (detail.get("why") or {}).items()
     }
     live = request.app.state.tian.runtime.current
@@ -133,6 +159,12 @@ def proposal_context(request: Request, session: Any, p: Proposal) -> dict[str, A
         "similar": similar_past(session, p),
         "labels": labels,
         "abstain_notes": abstain_notes(detail.get("suggestion")),
+        # What the page shows as current: decisions send it back as the value they replace.
+        "current_json": json.dumps(
+            {f: detail.get(f) for f in ("category", "main_unit", "co_units", "merge_group")},
+            ensure_ascii=False,
+        ),
+        "topic_state": topic_context(session, p),
     }
 
 
@@ -182,6 +214,9 @@ def decide(
     field: str = Form(default=""),
     value: str = Form(default="", max_length=2000),
     note: str = Form(default="", max_length=1000),
+    previous_value: str = Form(default="", max_length=20_000),
+    confirm: str = Form(default=""),
+    replace: str = Form(default=""),
 ) -> Response:
     p = get_proposal(session, year, pid)
     parsed: Any = value
@@ -189,8 +224,24 @@ def decide(
         parsed = [
             v.strip() for v in value.replace("，", "、").replace(",", "、").split("、") if v.strip()
         ]
+
+    def again(status: int, **extra: Any) -> HTMLResponse:
+        return render(
+            request,
+            "proposal.html",
+            status,
+            user=user,
+            **{"error": None, **extra},
+            **proposal_context(request, session, p),
+        )
+
+    if action == "accept" and not field and not confirm:
+        # 一键采纳 asks first when the model is unsure or a value would be kept or replaced.
+        check = accept_all_check(session, p)
+        if check:
+            return again(200, confirm_accept=check)
     try:
-        record_decision(
+        made = record_decision(
             session,
             p,
             user,
@@ -198,19 +249,71 @@ def decide(
             field_name=field or None,
             value=parsed if field == "co_units" else (parsed or None),
             note=note,
+            previous=_seen(previous_value, action, field),
+            replace=bool(replace),
         )
+    except StaleDecision as exc:
+        session.rollback()
+        return again(409, error=str(exc))
     except DecisionError as exc:
         session.rollback()
-        return render(
-            request,
-            "proposal.html",
-            422,
-            user=user,
-            error=str(exc),
-            **proposal_context(request, session, p),
-        )
+        return again(422, error=str(exc))
     session.commit()
+    flash(request, saved_message(made))
     return RedirectResponse(f"/proposals/{year}/{pid}", status_code=303)
+
+
+def _seen(raw: str, action: str, field: str) -> dict[str, Any] | None:
+    """The values the page showed (its hidden ``previous_value``), for the fields acted on."""
+    try:
+        shown = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(shown, dict):
+        return None
+    if action in ("merge", "unmerge"):
+        names = ["merge_group"]
+    else:
+        names = [field] if field else ["category", "main_unit", "co_units"]
+    return {n: shown.get(n) for n in names if n in shown}
+
+
+def accept_all_check(session: Any, p: Proposal) -> dict[str, Any] | None:
+    """What the confirmation of 一键采纳 lists: heads to judge and values it would not change."""
+    from service.review import accept_all_plan, flagged_heads, latest_suggestions
+
+    s = latest_suggestions(session, [p.id]).get(p.id)
+    try:
+        _, kept = accept_all_plan(session, p)
+    except DecisionError:
+        return None  # no suggestion: recording fails with its own message
+    flagged = flagged_heads(s.payload if s else None)
+    if not flagged and not kept:
+        return None
+    return {
+        "flagged": [HEAD_TEXT[h] for h in flagged if h in HEAD_TEXT],
+        "kept": [
+            {"field": FIELD_TEXT[name], "current": show(cur), "suggested": show(sug)}
+            for name, (cur, sug) in kept.items()
+        ],
+    }
+
+
+def saved_message(made: Any) -> str:
+    """已保存 … : what an action recorded and what it left as it was."""
+    parts = []
+    for d in made:
+        if d.field == "merge_group":
+            text = f"并入并案组“{d.new_value}”" if d.new_value else "已取消并案"
+        else:
+            text = f"{FIELD_TEXT[d.field]}为“{show(d.new_value)}”"
+        if text not in parts:  # a merge writes one row per member of the group
+            parts.append(text)
+    kept = [f"{FIELD_TEXT[k]}“{show(v)}”" for k, v in getattr(made, "kept", {}).items()]
+    text = "已保存：" + "；".join(parts) + "。" if parts else "没有需要保存的改动。"
+    if kept:
+        text += "保留原有的" + "、".join(kept) + "（未被建议替换）。"
+    return text
 
 
 @router.get("/topics", response_class=HTMLResponse)

@@ -311,3 +311,31 @@ def test_trimmed_vocabulary_changes_nothing_on_chinese(
     full_info = json.loads((e5_folders["full"] / bb.BUILD_INFO).read_text(encoding="utf-8"))
     trim_info = json.loads((e5_folders["trim"] / bb.BUILD_INFO).read_text(encoding="utf-8"))
     assert trim_info["parameters"] < 0.6 * full_info["parameters"]
+
+
+def test_failed_swap_keeps_the_old_backbone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    out = tmp_path / "e5-small"
+    out.mkdir()
+    (out / "config.json").write_text('{"old": true}', encoding="utf-8")
+    new = tmp_path / ".e5-small.build"
+    new.mkdir()
+    (new / "config.json").write_text('{"new": true}', encoding="utf-8")
+    real_replace, real_rename = os.replace, os.rename
+
+    def failing(real):  # moving the new build in fails (say, the disk goes read-only)
+        def move(src, dst):
+            if Path(src) == new:
+                raise OSError("read-only file system")
+            real(src, dst)
+
+        return move
+
+    monkeypatch.setattr(os, "replace", failing(real_replace))
+    monkeypatch.setattr(os, "rename", failing(real_rename))
+    with pytest.raises(OSError, match="read-only"):
+        bb._swap_into_place(new, out)
+    assert (out / "config.json").read_text(encoding="utf-8") == '{"old": true}'

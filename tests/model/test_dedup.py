@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_vectors import e5_like_vectors as fake_vectors
 
 from model.dedup import (
     FEATURE_NAMES,
@@ -17,24 +17,11 @@ from model.dedup import (
     candidate_pairs,
     char_candidates,
     clean_for_overlap,
-    neighbour_background,
     pair_features,
     rarity_weights,
     score_pool,
     signature,
 )
-
-
-def fake_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
-    """Hashed character-bigram bags: similar wording gives a high cosine, deterministically."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for i in range(len(text) - 1):
-            h = int(hashlib.md5(text[i : i + 2].encode()).hexdigest()[:8], 16)
-            out[row, h % dim] += 1.0
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-    return out
-
 
 BASE = (
     "东城区幸福小区建于上世纪九十年代，共有住宅楼十二栋，多为六层无电梯。居民中六十岁以上老人占四成，"
@@ -48,8 +35,26 @@ OTHER = (
 OTHER_PLACE = BASE.replace("东城区幸福小区", "西山区和平小区")
 
 
+# Other proposals of the same year: the corpus statistics (rarity, TF-IDF) come from the whole
+# pool, as they do for a real year's file, so a pool of two or three texts would be unreal.
+FILLER = [
+    "建议在青山县建设农产品冷链物流中心，解决果农采摘后储存难、损耗大的问题，由县农业农村局牵头。",
+    "江川高新区企业招工难，建议人社局联合职业院校开设订单班，定向培养数控和焊接技术工人。",
+    "城西片区中小学学位紧张，建议教育局加快新建两所小学，并优化学区划分，缓解大班额问题。",
+    "解放路早晚高峰拥堵严重，建议交警部门优化信号灯配时，增设公交专用道，引导错峰出行。",
+    "农村互助幸福院运营经费不足，建议民政局将运营补贴纳入财政预算，保障老人日常照料。",
+    "建议市场监管局加强校园周边食品安全检查，对无证小摊贩依法取缔，保障学生饮食安全。",
+    "临水县古村落保护不力，建议文旅局编制保护规划，对明清民居修缮给予补助，发展乡村旅游。",
+    "建议卫生健康委在县级医院增设儿科夜间门诊，补齐基层儿科医生缺口，方便患儿就医。",
+    "垃圾分类推进缓慢，建议城管局在小区增设分类投放点，配备督导员，完善后端分类处理设施。",
+    "建议医保局扩大门诊慢特病报销病种，简化异地就医备案手续，减轻患者负担。",
+]
+
+
 def _pool(texts: list[str], titles: list[str] | None = None):
-    titles = titles or ["" for _ in texts]
+    """A pool whose first rows are `texts` (indexes 0..), followed by the filler proposals."""
+    titles = (titles or ["" for _ in texts]) + ["" for _ in FILLER]
+    texts = list(texts) + FILLER
     ids = [f"p{i}" for i in range(len(texts))]
     return build_pool(ids, titles, texts, fake_vectors(texts))
 
@@ -78,6 +83,14 @@ def test_calibration_round_trip(tmp_path: Path) -> None:
     cal.save(tmp_path / "c.json")
     again = DedupCalibration.load(tmp_path / "c.json")
     assert np.allclose(again.coef, cal.coef, atol=1e-6)
+    assert again.threshold == pytest.approx(cal.threshold, abs=1e-4)
+
+
+def test_shipped_threshold_is_recorded_with_its_rule() -> None:
+    cal = DedupCalibration.load()
+    assert 0.0 < cal.threshold < 1.0
+    assert "precision" in str(cal.info.get("threshold_rule"))
+    assert cal.info.get("real_pairs", 0) >= 400
 
 
 def test_identical_texts_are_exact_and_high() -> None:
@@ -96,13 +109,9 @@ def test_near_verbatim_is_near_and_scores_above_unrelated() -> None:
 
 
 def test_different_place_lowers_the_score() -> None:
-    sig_a, sig_same, sig_other = (
-        signature("", BASE),
-        signature("", NEAR),
-        signature("", OTHER_PLACE),
-    )
-    same = pair_features(sig_a, sig_same, 0.97, 0.9)
-    moved = pair_features(sig_a, sig_other, 0.97, 0.9)
+    pool = _pool([BASE, NEAR, OTHER_PLACE])
+    same = pair_features(pool, 0, 1)
+    moved = pair_features(pool, 0, 2)
     i = FEATURE_NAMES.index("entity_mismatch")
     assert moved[i] > same[i]
     # With a calibration that weighs the difference, the score drops. (The shipped fit may
@@ -137,8 +146,8 @@ def test_shared_rare_terms_outweigh_a_shared_theme() -> None:
         texts,
         ["坡耕地水土流失治理", "淤地坝除险加固和水土流失治理", "白河堤防加固", "白河污水治理"],
     )
-    same = pair_features(pool.signatures[0], pool.signatures[1], 0.95, 0.9, pool.idf)
-    theme = pair_features(pool.signatures[0], pool.signatures[2], 0.95, 0.9, pool.idf)
+    same = pair_features(pool, 0, 1)
+    theme = pair_features(pool, 0, 2)
     for name in ("rare_jaccard", "rare_containment", "title_rare"):
         i = FEATURE_NAMES.index(name)
         assert same[i] > theme[i], name
@@ -147,24 +156,39 @@ def test_shared_rare_terms_outweigh_a_shared_theme() -> None:
     assert theme[r] < theme[j]
 
 
-def test_shipped_calibration_is_cautious_on_same_theme_pairs() -> None:
-    """The demo fit carries the prior that look-alike proposals are mostly different matters."""
-    texts = [EROSION, DIKES, SEWAGE, BASE]
+def test_same_theme_other_matter_scores_below_the_same_matter_reworded() -> None:
+    texts = [EROSION, EROSION_REWORDED, DIKES, SEWAGE, BASE]
     pool = _pool(texts)
-    assert all(s.score < 0.5 for s in score_pool(pool, [(0, 1), (0, 2), (1, 2)]))
+    reworded, dikes, sewage = score_pool(pool, [(0, 1), (0, 2), (0, 3)])
+    assert reworded.score > max(dikes.score, sewage.score)
+
+
+def test_form_letter_about_another_estate_is_not_floored_as_near() -> None:
+    """A copy with only the estate's name changed is `near`, but not forced above the flag."""
+    pool = _pool([BASE, OTHER_PLACE, OTHER])
+    [letter] = score_pool(pool, [(0, 1)])
+    assert letter.kind == "near"
+    assert pair_features(pool, 0, 1)[FEATURE_NAMES.index("disjoint_places")] in (0.0, 1.0)
+
+
+def test_longest_shared_passage_sees_a_quoted_paragraph() -> None:
+    quoted = "我再次反映：" + BASE[:60] + "至今没有答复。"
+    pool = _pool([BASE, quoted, OTHER])
+    i = FEATURE_NAMES.index("longest_shared")
+    assert pair_features(pool, 0, 1)[i] > np.log1p(50) > pair_features(pool, 0, 2)[i]
 
 
 def test_anonymisation_masks_do_not_count_as_overlap() -> None:
     masked_a = "我是*****小区业主，" + "*" * 40 + "物业不作为"
     masked_b = "我是*****学校家长，" + "*" * 40 + "食堂太贵了"
-    f = pair_features(signature("", masked_a), signature("", masked_b), 0.9, 0.9)
+    f = pair_features(_pool([masked_a, masked_b]), 0, 1)
     assert f[FEATURE_NAMES.index("char_jaccard")] < 0.2
 
 
 def test_scores_rise_with_similarity() -> None:
     scorer = DuplicateScorer()
-    low = pair_features(signature("", BASE), signature("", OTHER), 0.88, 0.9)
-    high = pair_features(signature("", BASE), signature("", NEAR), 0.99, 0.9)
+    pool = _pool([BASE, OTHER, NEAR])
+    low, high = pair_features(pool, 0, 1), pair_features(pool, 0, 2)
     assert scorer.probabilities(high)[0] > scorer.probabilities(low)[0]
 
 
@@ -173,10 +197,15 @@ def test_wrong_feature_width_is_an_error() -> None:
         DuplicateScorer().probabilities(np.zeros((1, 3)))
 
 
-def test_neighbour_background_excludes_self() -> None:
-    vecs = np.eye(3, dtype=np.float32)
-    assert np.allclose(neighbour_background(vecs, k=2), 0.0)
-    assert neighbour_background(vecs[:1]).tolist() == [0.9]
+def test_pool_scores_pairs_whose_other_texts_were_not_encoded() -> None:
+    """Scoring given pairs needs vectors only for their texts; the rest feed the statistics."""
+    texts = [BASE, NEAR, OTHER, SEWAGE, *FILLER]
+    ids = [f"p{i}" for i in range(len(texts))]
+    vecs = fake_vectors(texts)
+    vecs[2:] = 0.0
+    pool = build_pool(ids, [""] * len(texts), texts, vecs)
+    full = build_pool(ids, [""] * len(texts), texts, fake_vectors(texts))
+    assert score_pool(pool, [(0, 1)])[0].score == pytest.approx(score_pool(full, [(0, 1)])[0].score)
 
 
 def test_char_candidates_find_copies_and_exact_repeats() -> None:
@@ -191,7 +220,7 @@ def test_candidate_pairs_skip_against_against_and_orient_data_first() -> None:
     texts = [OTHER, BASE, NEAR]  # row 0 from --data, rows 1-2 from --against
     pool = build_pool(["d1", "a1", "a2"], ["", "", ""], texts, fake_vectors(texts), n_data=1)
     pairs = candidate_pairs(pool, k=2)
-    assert all(i < pool.n_data for i, _ in pairs)
+    assert pairs and all(i < pool.n_data for i, _ in pairs)
     assert (1, 2) not in pairs
 
 

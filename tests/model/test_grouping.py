@@ -11,7 +11,7 @@ def test_pairs_below_threshold_do_not_group() -> None:
 
 def test_tight_group_with_central_representative() -> None:
     pairs = [("a", "b", 0.9), ("b", "c", 0.95), ("a", "c", 0.8), ("c", "d", 0.9), ("b", "d", 0.7)]
-    [group] = group_pairs(pairs, threshold=0.5)
+    [group] = group_pairs(pairs, threshold=0.5, min_link=0.35)  # a-d unscored: counts as 0
     assert set(group.members) == {"a", "b", "c", "d"}
     assert group.representative == "c"  # highest total score to the others
     assert group.members[0] == "c"
@@ -56,11 +56,14 @@ def test_score_missing_is_used_for_unscored_member_pairs() -> None:
     assert set(group.members) == {"a", "b", "c"}
     # Without it the unscored a-c pair counts as 0 and the strict floor splits the chain.
     groups = group_pairs(pairs, threshold=0.5, min_link=0.6)
-    assert all(len(g.members) == 2 for g in groups)
+    assert groups and all(len(g.members) == 2 for g in groups)
 
 
-def test_group_ids_are_stable_and_largest_first() -> None:
+def test_group_ids_name_the_representative_and_largest_come_first() -> None:
     pairs = [("x", "y", 0.9), ("a", "b", 0.9), ("b", "c", 0.9), ("a", "c", 0.9)]
     groups = group_pairs(pairs)
-    assert [g.group_id for g in groups] == ["G0001", "G0002"]
+    assert [g.group_id for g in groups] == [f"G-{groups[0].representative}", "G-x"]
     assert len(groups[0].members) == 3
+    # The same matter keeps its id when an unrelated group is added.
+    more = group_pairs([*pairs, ("p", "q", 0.95)])
+    assert groups[0].group_id in {g.group_id for g in more}

@@ -189,7 +189,7 @@ def test_xlsx_row_numbers_are_sheet_rows(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "in.xlsx", [["id", "title"], [1, "甲"], [], [1, "乙"]])
     error = read_error(path)
     assert [(i.row, i.column) for i in error.issues] == [(4, "id")]
-    assert "also on row 2" in error.issues[0].message
+    assert "第 2 行已有" in error.issues[0].message
 
 
 def test_jsonl_co_units_list_or_string_and_nested_extra(tmp_path: Path) -> None:
@@ -241,7 +241,8 @@ def test_xlsx_text_starting_with_equals_is_not_written_as_formula(tmp_path: Path
     write_proposals(tmp_path / "out.xlsx", sample_proposals())
     wb = openpyxl.load_workbook(tmp_path / "out.xlsx")
     assert wb.sheetnames == ["提案"]
-    assert all(c.data_type != "f" for row in wb["提案"].iter_rows() for c in row)
+    cells = [c for row in wb["提案"].iter_rows() for c in row]
+    assert cells and all(c.data_type != "f" for c in cells)
 
 
 def test_write_is_atomic_and_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
@@ -259,12 +260,12 @@ def test_write_is_atomic_and_keeps_the_old_file_on_failure(tmp_path: Path) -> No
 
 
 def test_write_rejects_bad_targets(tmp_path: Path) -> None:
-    with pytest.raises(RecordError, match="unsupported file type"):
+    with pytest.raises(RecordError, match="不支持的文件类型"):
         write_proposals(tmp_path / "out.txt", [])
-    with pytest.raises(RecordError, match="does not exist"):
+    with pytest.raises(RecordError, match="不存在"):
         write_proposals(tmp_path / "missing" / "out.csv", [])
     bad = Proposal(id="1", title="甲", content="", extra={"标题": "x"})
-    with pytest.raises(RecordError, match="cannot be written"):
+    with pytest.raises(RecordError, match="不能写出"):
         write_proposals(tmp_path / "out.csv", [bad])
 
 
@@ -277,15 +278,15 @@ def test_missing_columns_name_file_column_and_headers(tmp_path: Path) -> None:
     error = read_error(path)
     text = str(error)
     assert str(path) in text
-    assert "missing required column" in text and "title" in text
-    assert "'编号', '备注'" in text
+    assert "缺少必需的案由列" in text and "title" in text
+    assert "编号、备注" in text
     assert [i.column for i in error.issues] == ["title"]
 
 
 def test_missing_header_row_does_not_echo_the_first_row(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "in.csv", f"1,关于加强的建议,{PROPOSER}\n2,其他,李四\n")
     text = str(read_error(path))
-    assert "is the header row missing" in text
+    assert "是否缺少表头行" in text
     assert PROPOSER not in text
 
 
@@ -305,8 +306,8 @@ def test_all_row_problems_are_collected(tmp_path: Path) -> None:
     found = [(i.row, i.column) for i in error.issues]
     assert found == [(3, "id"), (4, None), (5, "id"), (6, "year"), (7, "time"), (8, "year")]
     text = str(error)
-    assert f"{path}:5:id: duplicate id '1' (also on row 2)" in text
-    assert "both title and content are empty" in text
+    assert f"{path}:5:id: 提案号 '1' 重复（第 2 行已有）" in text
+    assert "案由和内容都为空" in text
     assert "'2024年13月1日'" in text  # date-like bad values are quoted to help fix them
     assert "'二〇二四'" not in text  # free text is not quoted: it may be personal data
 
@@ -315,27 +316,27 @@ def test_error_lists_are_capped(tmp_path: Path) -> None:
     body = "".join(f"{i},,\n" for i in range(150))
     error = read_error(write_csv(tmp_path / "in.csv", "id,title,content\n" + body))
     assert len(error.issues) == 100
-    assert str(error).endswith("... and 50 more")
+    assert str(error).endswith("……另有 50 处未列出")
     assert str(error).count("\n") == 101
 
 
 def test_empty_and_header_only_files(tmp_path: Path) -> None:
     for name, data in [("empty.csv", ""), ("blank.csv", "\n\n \n"), ("empty.jsonl", "\n")]:
         assert "empty" in str(read_error(write_csv(tmp_path / name, data)))
-    assert "no data rows" in str(read_error(write_csv(tmp_path / "h.csv", "id,title\n")))
-    assert "no data rows" in str(read_error(write_xlsx(tmp_path / "h.xlsx", [["id", "title"]])))
+    assert "没有数据行" in str(read_error(write_csv(tmp_path / "h.csv", "id,title\n")))
+    assert "没有数据行" in str(read_error(write_xlsx(tmp_path / "h.xlsx", [["id", "title"]])))
     assert "empty" in str(read_error(write_xlsx(tmp_path / "e.xlsx", [])))
 
 
 def test_max_rows(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "in.csv", "id,title\n" + "".join(f"{i},t\n" for i in range(30)))
     assert len(read_proposals(path, max_rows=30)) == 30
-    assert "more than 29 data rows" in str(read_error(path, max_rows=29))
+    assert "数据超过 29 行" in str(read_error(path, max_rows=29))
 
 
 def test_duplicate_columns(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "in.csv", "id,标题,title\n1,甲,乙\n")
-    assert "both mean 'title'" in str(read_error(path))
+    assert "都表示案由（title）" in str(read_error(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,9 +350,9 @@ def test_xlsx_formula_and_error_cells_are_named(tmp_path: Path) -> None:
     )
     error = read_error(path)
     assert [(i.row, i.column) for i in error.issues] == [(2, "title"), (3, "类别")]
-    assert "cell B2 is a formula" in error.issues[0].message
-    assert "cell C3 holds the Excel error #N/A" in error.issues[1].message
-    with pytest.raises(RecordError, match="cell B2 is a formula"):
+    assert "单元格 B2 是公式" in error.issues[0].message
+    assert "单元格 C3 含有 Excel 错误值 #N/A" in error.issues[1].message
+    with pytest.raises(RecordError, match="单元格 B2 是公式"):
         read_table(path)
 
 
@@ -366,7 +367,7 @@ def test_csv_formula_like_values_are_errors(tmp_path: Path, value: str) -> None:
         )
     error = read_error(path)
     assert [(i.row, i.column) for i in error.issues] == [(2, "title"), (3, "main_unit")]
-    assert "spreadsheet formula" in error.issues[0].message
+    assert "电子表格公式" in error.issues[0].message
 
 
 @pytest.mark.parametrize("value", ["+86 138 0000 0000", "-加强管理", "=", "= 见附件", "@所有人"])
@@ -397,7 +398,7 @@ def test_length_limits_name_row_and_column_without_dumping_text(tmp_path: Path) 
         (4, "备注"),
     ]
     text = str(error)
-    assert "301 characters is too long (limit 300)" in text
+    assert "有 301 个字符，超过 300 个字符的上限" in text
     assert "文" * 21 not in text and "注" * 21 not in text
     assert PROPOSER not in text
 
@@ -427,8 +428,8 @@ def test_jsonl_bad_lines_name_the_line(tmp_path: Path) -> None:
     )
     error = read_error(path)
     assert [(i.row, i.column) for i in error.issues] == [(3, None), (4, None), (5, "title")]
-    assert "not valid JSON" in error.issues[0].message
-    assert "expected a JSON object, got list" in error.issues[1].message
+    assert "不是有效的 JSON" in error.issues[0].message
+    assert "应是一个 JSON 对象，这一行是数组" in error.issues[1].message
 
 
 def test_proposer_never_in_repr_or_errors(tmp_path: Path) -> None:

@@ -118,3 +118,58 @@ def test_unknown_version_is_a_clear_key_error(tmp_path: Path, bundles: list[Path
         registry.promote("nope")
     with pytest.raises(RegistryError, match="already live"):
         registry.promote("v1") and registry.promote("v1")
+
+
+def test_rollback_target_signature_and_new_kinds(tmp_path: Path, bundles: list[Path]) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    assert registry.rollback_target() is None and registry.signature() is None
+    for b in bundles:
+        registry.add(b)
+    registry.promote("v1")
+    first = registry.signature()
+    registry.promote("v2")
+    registry.promote("v3")
+    assert registry.rollback_target() == "v2" and registry.live_version() == "v3"
+    assert registry.signature() != first  # any process can notice a promotion cheaply
+    registry.rollback()
+    assert registry.rollback_target() == "v1"
+    auto = fake_bundle(tmp_path / "auto", "a1", "2024-02-01T00:00:00+00:00", kind="auto")
+    assert registry.add(auto).kind == "auto"  # kinds are the bundle loader's business
+
+
+def test_describe_and_headline_metrics_in_chinese(tmp_path: Path, bundles: list[Path]) -> None:
+    from model.registry import describe, headline_metrics, one_line
+
+    registry = ModelRegistry(tmp_path / "models")
+    entry = registry.add(bundles[0])
+    assert headline_metrics(entry.manifest) == []
+    d = describe(entry)
+    assert d["kind_text"] == "基线 TF-IDF" and d["headline"] == []
+    assert "metrics: not recorded" in one_line(entry)
+    per_head = {
+        "metrics": {
+            "category": {"macro_f1": 0.9, "accuracy": 0.95, "ece": 0.02},
+            "co_units": {"micro_f1": 0.4},
+        }
+    }
+    assert [h["text"] for h in headline_metrics(per_head)] == [
+        "类别 宏F1 0.900",
+        "类别 准确率 0.950",
+        "协办单位 微F1 0.400",
+    ]
+    assert [h["text"] for h in headline_metrics({"metrics": {"heads": per_head["metrics"]}})][
+        0
+    ] == ("类别 宏F1 0.900")
+    assert [h["text"] for h in headline_metrics({"metrics": {"macro_f1": 0.8}})] == ["宏F1 0.800"]
+
+
+def test_headline_of_an_auto_bundle_includes_the_review_share() -> None:
+    from model.registry import headline_metrics
+
+    metrics = {
+        "category": {"log_loss": 0.3, "macro_f1": 0.91, "accuracy": 0.92, "top3": 0.99},
+        "main_unit": {"macro_f1": 0.7, "accuracy": 0.8},
+        "review": {"flagged": 0.3, "unflagged_accuracy": 0.98},
+    }
+    texts = [h["text"] for h in headline_metrics({"metrics": metrics})]
+    assert texts[-2:] == ["复核 需人工比例 0.300", "复核 未标记准确率 0.980"]

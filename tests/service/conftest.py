@@ -42,13 +42,31 @@ def service(
         yield svc
 
 
+_stop_pg = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    """Markers; and a throwaway PostgreSQL cluster when its binaries exist and none is given."""
+    global _stop_pg
+    import os
+
+    import pg_cluster
+
+    if not os.environ.get("TIAN_TEST_PG_URL") and os.environ.get("TIAN_TEST_NO_PG") != "1":
+        started = pg_cluster.start()
+        if started is not None:
+            os.environ["TIAN_TEST_PG_URL"], _stop_pg = started
     config.addinivalue_line(
         "markers", "postgres: needs a PostgreSQL server (TIAN_TEST_PG_URL); skipped without"
     )
     config.addinivalue_line(
         "markers", "browser: drives headless Chromium (/usr/bin/chromium); skipped without"
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _stop_pg is not None:
+        _stop_pg()
 
 
 @pytest.fixture

@@ -25,13 +25,47 @@ def test_placeholder_secret_refused_in_production(tmp_path):
         Settings(environment="production", data_dir=tmp_path).resolved_secret_key()
     key = Settings(data_dir=tmp_path).resolved_secret_key()
     assert len(key) > 30 and Settings(data_dir=tmp_path).resolved_secret_key() == key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]  # no temp file left
+
+
+def _schema(engine) -> dict:
+    """Every table's columns, indexes, unique constraints and foreign keys, as plain data."""
+    from sqlalchemy import inspect
+
+    insp = inspect(engine)
+    return {
+        table: {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+            ],
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"])) for i in insp.get_indexes(table)
+            ),
+            "unique": sorted(
+                str(sorted(u["column_names"])) for u in insp.get_unique_constraints(table)
+            ),
+            "foreign_keys": sorted(str(sorted(fk.items())) for fk in insp.get_foreign_keys(table)),
+        }
+        for table in insp.get_table_names()
+    }
 
 
 def test_migrations_are_idempotent(service):
-    from service.db import upgrade
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
 
-    upgrade(service.state.engine)
-    upgrade(service.state.engine)
+    from service.db import MIGRATIONS, upgrade
+
+    engine = service.state.engine
+    upgrade(engine)
+    before = _schema(engine)
+    upgrade(engine)
+    assert _schema(engine) == before
+    assert {"alembic_version", "proposals"} <= set(before)
+    with engine.connect() as conn:
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert versions == [ScriptDirectory(str(MIGRATIONS)).get_current_head()]
 
 
 def test_topics_upload_and_coverage(imported):
@@ -71,7 +105,7 @@ def test_cli_user_add_and_token(tmp_path, monkeypatch):
 
     parser = argparse.ArgumentParser()
     user_cmd.register(parser.add_subparsers())
-    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("Chief-long-password-7\n"))
     args = parser.parse_args(
         ["user", "--data-dir", str(tmp_path), "add", "boss", "--role", "admin", "--password-stdin"]
     )
@@ -83,3 +117,52 @@ def test_cli_user_add_and_token(tmp_path, monkeypatch):
     args = parser.parse_args(["user", "--data-dir", str(tmp_path), "token", "nobody"])
     with pytest.raises(UserError):
         args.func(args)
+
+
+def test_cli_user_disable_enable_passwd_revoke(tmp_path, monkeypatch, capsys):
+    import argparse
+    import io
+
+    from sqlalchemy import select
+
+    from service.auth import user_for_token
+    from service.db import make_engine, make_session_factory
+    from service.models import User
+    from tian.cli import UserError
+    from tian.commands import user as user_cmd
+
+    parser = argparse.ArgumentParser()
+    user_cmd.register(parser.add_subparsers())
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(["user", "--data-dir", str(tmp_path), *argv])
+        return int(args.func(args))
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("Chief-long-password-7\n"))
+    run("add", "lead", "--password-stdin")
+    capsys.readouterr()
+    run("token", "lead", "--days", "30")
+    token = capsys.readouterr().out.strip()
+    factory = make_session_factory(make_engine(f"sqlite:///{(tmp_path / 'tian.db').resolve()}"))
+
+    def token_works() -> bool:
+        with factory() as s:
+            return user_for_token(s, token) is not None
+
+    assert token_works()
+    assert run("disable", "lead") == 0 and not token_works()
+    with factory() as s:
+        assert s.scalar(select(User.active).where(User.username == "lead")) is False
+    assert run("enable", "lead") == 0
+    with factory() as s:
+        assert s.scalar(select(User.active).where(User.username == "lead")) is True
+    run("token", "lead")
+    token = capsys.readouterr().out.strip()
+    assert token_works() and run("revoke", "lead") == 0 and not token_works()
+    monkeypatch.setattr("sys.stdin", io.StringIO("1234567890123\n"))
+    with pytest.raises(UserError, match="数字"):
+        run("passwd", "lead", "--password-stdin")
+    monkeypatch.setattr("sys.stdin", io.StringIO("Brand-new-passphrase-8\n"))
+    assert run("passwd", "lead", "--password-stdin") == 0
+    with pytest.raises(UserError):
+        run("disable", "nobody")

@@ -107,7 +107,10 @@ def test_viewer_cannot_change_anything(imported):
         ("/api/imports", {"files": {"file": ("p.csv", b"id,title\n1,x\n")}}),
         ("/api/models/toy-1/promote", {}),
         ("/api/models/rollback", {}),
-        ("/api/users", {"json": {"username": "x1", "password": "abcdefgh1", "role": "admin"}}),
+        (
+            "/api/users",
+            {"json": {"username": "x1", "password": "Long-enough-pw-2024", "role": "admin"}},
+        ),
         ("/api/analyse?year=2024", {}),
     ]
     for path, kw in writes:
@@ -127,16 +130,16 @@ def test_only_admins_manage_users_and_models(service):
     h = {"X-CSRF-Token": adm.get("/api/me").json()["csrf_token"]}
     r = adm.post(
         "/api/users",
-        json={"username": "new1", "password": "abcdefgh1", "role": "viewer"},
+        json={"username": "new1", "password": "Long-enough-pw-2024", "role": "viewer"},
         headers=h,
     )
     assert r.status_code == 201
     r = adm.post(
         "/api/users",
-        json={"username": "new1", "password": "abcdefgh1", "role": "viewer"},
+        json={"username": "new1", "password": "Long-enough-pw-2024", "role": "viewer"},
         headers=h,
     )
-    assert r.status_code == 422 and "exists" in r.json()["detail"]
+    assert r.status_code == 422 and "已存在" in r.json()["detail"]
     assert {u["username"] for u in adm.get("/api/users").json()} >= {"admin", "new1"}
 
 
@@ -154,7 +157,11 @@ def test_new_token_via_api(service):
     c = service.client_for("view")
     h = {"X-CSRF-Token": c.get("/api/me").json()["csrf_token"]}
     token = c.post("/api/tokens", json={"name": "script"}, headers=h).json()["token"]
-    assert (
-        service.client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code
-        == 200
-    )
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert service.client.get("/api/me", headers=bearer).status_code == 200
+    mine = c.get("/api/tokens").json()
+    assert [t["name"] for t in mine] == ["script"] and mine[0]["expires_at"]  # 90 days
+    assert token not in str(mine)
+    assert c.post(f"/api/tokens/{mine[0]['id']}/revoke", headers=h).status_code == 200
+    assert service.client.get("/api/me", headers=bearer).status_code == 401
+    assert c.post("/api/tokens/9999/revoke", headers=h).status_code == 404

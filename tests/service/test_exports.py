@@ -19,7 +19,7 @@ def test_assignment_export_neutralises_formulas(service):
     )
     assert r.status_code == 201, r.text
     h = api_csrf(rev)
-    rev.post(
+    r_bad = rev.post(
         "/api/proposals/2024/F-2/decisions",
         json={"action": "set", "field": "category", "value": "@教育"},
         headers=h,
@@ -29,21 +29,35 @@ def test_assignment_export_neutralises_formulas(service):
     ws = openpyxl.load_workbook(io.BytesIO(r.content)).active
     values = [[c.value for c in row] for row in ws.iter_rows()]
     assert values[0][:6] == ["提案号", "案由", "类别", "主办单位", "协办单位", "并案组"]
-    assert values[1][1] == "'=1+1 问题" and values[2][2] == "'@教育"
+    # The text is kept as typed (no visible apostrophe) and the cell has the quotePrefix style.
+    assert values[1][1] == "=1+1 问题" and ws["B2"].quotePrefix
+    assert not ws["B3"].quotePrefix
+    # A category that starts a formula is refused at the decision (422, Chinese message).
+    assert r_bad.status_code == 422 and "公式" in r_bad.json()["detail"]
     assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
 
 
-def test_neutralise():
-    from service.exporter import neutralise
+def test_training_csv_export_neutralises_formulas(service):
+    """11.4: the training CSV (linked on the queue page) follows the same rule as the XLSX."""
+    import csv
 
-    assert [neutralise(v) for v in ("=A1", "+1", "-x", "@SUM(1)", "正常", 3)] == [
-        "'=A1",
-        "'+1",
-        "'-x",
-        "'@SUM(1)",
-        "正常",
-        3,
-    ]
+    rev = service.client_for("rev")
+    titles = ["=1+1 问题", "+1+1 问题", "-1+1 问题", "＝1+1 问题"]
+    rows = [(f"T-{i}", t, "内容") for i, t in enumerate(titles)]
+    r = rev.post(
+        "/api/imports", files={"file": ("t.csv", proposals_csv(rows))}, headers=api_csrf(rev)
+    )
+    assert r.status_code == 201, r.text
+    for pid, _, _ in rows:
+        rev.post(
+            f"/api/proposals/2024/{pid}/decisions",
+            json={"action": "set", "field": "category", "value": "教育"},
+            headers=api_csrf(rev),
+        )
+    r = rev.get("/api/exports/2024/training.csv")
+    table = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert len(table) == len(titles)
+    assert all(row["title"].startswith("'") for row in table)
 
 
 def test_training_export_has_confirmed_labels_only(imported):

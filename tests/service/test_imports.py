@@ -21,8 +21,8 @@ def test_bad_row_rejects_whole_file(service):
     )
     assert r.status_code == 422
     body = r.json()
-    assert body["file_name"] == "bad.csv" and "nothing was stored" in body["detail"]
-    assert any(e["row"] == 5 and "duplicate id" in e["message"] for e in body["errors"])
+    assert body["file_name"] == "bad.csv" and "没有保存任何内容" in body["detail"]
+    assert any(e["row"] == 5 and "提案号 'A-001' 重复" in e["message"] for e in body["errors"])
     assert _count(service, Proposal) == 0 and _count(service, ImportBatch) == 0
 
 
@@ -67,7 +67,7 @@ def test_missing_year_uses_form_year_or_is_an_error(service):
     rev = service.client_for("rev")
     data = "提案号,案由,提案内容\nB1,关于教育的建议,学校教师\n".encode()
     r = rev.post("/api/imports", files={"file": ("n.csv", data)}, headers=api_csrf(rev))
-    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "year"
+    assert r.status_code == 422 and r.json()["errors"][0]["column"] == "年度"
     r = rev.post(
         "/api/imports",
         files={"file": ("n.csv", data)},
@@ -80,7 +80,7 @@ def test_missing_year_uses_form_year_or_is_an_error(service):
 def test_upload_limits(service):
     rev = service.client_for("rev")
     r = rev.post("/api/imports", files={"file": ("p.docx", b"x")}, headers=api_csrf(rev))
-    assert r.status_code == 415 and "unsupported" in r.json()["detail"]
+    assert r.status_code == 415 and "不支持的文件类型" in r.json()["detail"]
     service.state.settings.max_upload_mb = 1
     big = proposals_csv(TOY_ROWS) + b"x" * (1024 * 1024 + 10)
     r = rev.post("/api/imports", files={"file": ("big.csv", big)}, headers=api_csrf(rev))

@@ -2,13 +2,15 @@
 
 The service runs as a real uvicorn process on SQLite in a temporary folder; the test waits
 until the import job reports that it is writing rows, kills the process without warning, then
-opens the database afresh.
+opens the database afresh. After a restart the job is reported as interrupted (never 404)
+and the upload the dead process left behind is gone.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -56,12 +58,8 @@ def _counts(data_dir: Path) -> tuple[int, int]:
     return int(n), int(b)
 
 
-def test_sigkill_mid_import_leaves_all_or_nothing(tmp_path: Path) -> None:
-    data_dir = tmp_path / "var"
-    data_dir.mkdir()
-    token = _prepare_db(data_dir)
-    upload = tmp_path / "big.csv"
-    _big_csv(upload, ROWS)
+def _serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start uvicorn on ``data_dir`` and wait until /healthz answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -76,20 +74,36 @@ def test_sigkill_mid_import_leaves_all_or_nothing(tmp_path: Path) -> None:
         env=env,
         cwd=Path(__file__).resolve().parents[2],
     )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the service did not start")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_sigkill_mid_import_leaves_all_or_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    token = _prepare_db(data_dir)
+    upload = tmp_path / "big.csv"
+    _big_csv(upload, ROWS)
+    proc, base = _serve(data_dir)
+    auth = {"Authorization": f"Bearer {token}"}
     killed_at: dict[str, object] = {}
     try:
-        base = f"http://127.0.0.1:{port}"
-        auth = {"Authorization": f"Bearer {token}"}
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, "the service exited at start"
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.1)
         with upload.open("rb") as f:
             r = httpx.post(
                 f"{base}/api/imports",
@@ -112,14 +126,28 @@ def test_sigkill_mid_import_leaves_all_or_nothing(tmp_path: Path) -> None:
         assert killed_at, "never saw the import writing rows"
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        _stop(proc)
 
     proposals, batches = _counts(data_dir)
     # The kill came after some rows were flushed inside the transaction; none may survive.
     assert (proposals, batches) in ((0, 0), (ROWS, 1)), (proposals, batches, killed_at)
     assert proposals == 0, f"killed at {killed_at['done']}/{killed_at['total']} yet rows stayed"
+    left = list((data_dir / "uploads").iterdir())
+    assert left, "the dead process should have left its upload behind"
+
+    # A restart reports the job as interrupted and removes the upload.
+    proc, base = _serve(data_dir)
+    try:
+        r = httpx.get(job_url.replace(job_url.split("/api/")[0], base), headers=auth, timeout=5)
+        assert r.status_code == 200, r.text
+        job = r.json()
+        assert job["status"] == "interrupted" and "重新上传" in job["message"], job
+        assert not list((data_dir / "uploads").iterdir())
+    finally:
+        _stop(proc)
+    # The database and the data folder are private.
+    assert stat.S_IMODE((data_dir / "tian.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
 
 
 @pytest.mark.parametrize("rows", [3])

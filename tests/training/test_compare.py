@@ -101,7 +101,7 @@ def test_cli_compare_promote_rollback(
     write_proposals(data, toy_proposals)
     out = tmp_path / "cmp"
     args = ["compare", "--model", str(bundles["old"]), "--model", str(bundles["new"])]
-    assert main([*args, "--data", str(data), "--out", str(out)]) == 0
+    assert main([*args, "--data", str(data), "--out", str(out), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["data"]["years"] == [2024]
     assert printed["models"]["new"]["version"] == "toy-new"
@@ -126,7 +126,7 @@ def test_cli_compare_promote_rollback(
     compare_by_version = ["compare", "--root", str(tmp_path / "models"), "--data", str(data)]
     assert main([*compare_by_version, "--model", "toy-old", "--model", "live"]) == 0
     capsys.readouterr()
-    assert main([*root, "rollback"]) == 0
+    assert main([*root, "rollback", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == "toy-old"
     assert main([*root, "rollback"]) == 2  # nothing before toy-old
     assert "nothing to roll back to" in capsys.readouterr().err
@@ -134,3 +134,57 @@ def test_cli_compare_promote_rollback(
     assert "no model version 'nope'" in capsys.readouterr().err
     assert main(["compare", "--model", str(bundles["old"]), "--data", str(data)]) == 2
     assert "exactly twice" in capsys.readouterr().err
+
+
+def test_compare_prints_a_summary_and_checks_files_first(
+    bundles: dict[str, Path], toy_proposals: list, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from model.records import write_proposals
+    from tian.cli import main
+
+    data = tmp_path / "toy.jsonl"
+    write_proposals(data, toy_proposals)
+    args = ["compare", "--model", str(bundles["old"]), "--model", str(bundles["new"])]
+    assert main([*args, "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("compare toy-old (old) with toy-new (new) on ")
+    category = next(line for line in lines if line.strip().startswith("category"))
+    assert "macro_f1" in category and "->" in category and "fixed" in category
+    assert "broken" in category and "ece" in category
+    assert any(line.startswith("verdict: ") for line in lines)
+    assert len(lines) < 12 and not out.lstrip().startswith("{")
+    # A missing file is reported before any model is loaded (a broken bundle is not touched).
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{}", encoding="utf-8")
+    missing = tmp_path / "missing.csv"
+    assert (
+        main(["compare", "--model", str(broken), "--model", str(broken), "--data", str(missing)])
+        == 2
+    )
+    assert f"{missing}: no such file" in capsys.readouterr().err
+
+
+def test_models_commands_print_one_line(
+    bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from tian.cli import main
+
+    root = ["models", "--root", str(tmp_path / "models")]
+    assert main([*root, "add", str(bundles["old"]), "--promote"]) == 0
+    assert main([*root, "add", str(bundles["new"])]) == 0
+    capsys.readouterr()
+    assert main([*root, "promote", "toy-new"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("promoted toy-new (baseline, live): ")
+    assert "rows, years 2022,2023" in out[0] and out[1].startswith(
+        "rollback would return to toy-old"
+    )
+    assert main([*root, "rollback"]) == 0
+    assert capsys.readouterr().out.startswith("rolled back to toy-old (baseline, live)")
+    assert main([*root, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "* toy-old" in listing and "not recorded" in listing
+    assert main([*root, "history", "--json"]) == 0
+    assert [e["action"] for e in json.loads(capsys.readouterr().out)][-1] == "rollback"

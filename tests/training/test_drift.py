@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from model.aliases import load_aliases
-from training.drift import drift_report, js_divergence, year_over_year
+from training.drift import drift_report, js_divergence
 
 
 def test_js_divergence_bounds() -> None:
@@ -48,11 +48,6 @@ def test_drift_report_between_years(toy_proposals: list) -> None:
     assert "ks_statistic" in report["length"]
 
 
-def test_year_over_year_and_empty_side(toy_proposals: list) -> None:
-    reports = year_over_year(toy_proposals)
-    assert [r["years"] for r in reports] == [
-        {"old": [2022], "new": [2023]},
-        {"old": [2023], "new": [2024]},
-    ]
+def test_drift_report_refuses_an_empty_side(toy_proposals: list) -> None:
     with pytest.raises(ValueError, match="both sides"):
         drift_report([], toy_proposals)

@@ -19,7 +19,6 @@ def tiny_config(tiny_backbone_dir):
         lr=1e-3,
         head_lr=1e-2,
         calibration_fraction=0.25,
-        min_steps=0,
     )
 
 
@@ -91,3 +90,17 @@ def test_fit_save_load_predict_with_a_tiny_model(toy_proposals, tiny_config, tmp
     assert size < 5_000_000  # only the trained top layer and heads are stored
     again = load_classifier(folder)
     np.testing.assert_allclose(again.predict_proba(texts)["category"], probs["category"], atol=1e-5)
+
+
+def test_steps_scale_with_rows_without_a_floor(toy_proposals, tiny_config, caplog):
+    import logging
+    from dataclasses import replace
+
+    from training.transformer import _labels, prepare_rows, train_on
+
+    config = replace(tiny_config, epochs=1, batch_size=8)
+    rows = toy_proposals[:16]
+    prepared = prepare_rows(rows, _labels(rows), config)
+    with caplog.at_level(logging.INFO, logger="training.transformer"):
+        train_on(prepared, list(range(16)), config)
+    assert "trained 2 steps" in caplog.text  # 16 rows / 8 per batch, one epoch; no 200 floor

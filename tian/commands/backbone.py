@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tian.errors import UserError
+
 
 def register(subparsers: Any) -> None:
     """Add `tian backbone build` and `tian backbone info`."""
@@ -48,7 +50,6 @@ def _build(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from model.backbone import resolve_backbone
-    from tian.cli import UserError
 
     try:
         folder = resolve_backbone(args.base_model)

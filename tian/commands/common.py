@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tian.cli import UserError
+from tian.errors import UserError
 
 
 def read_inputs(paths: Sequence[str], years: Sequence[int] | None = None) -> list[Any]:
@@ -43,18 +41,18 @@ def read_inputs(paths: Sequence[str], years: Sequence[int] | None = None) -> lis
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     """Write one JSON object a line, atomically: a failure leaves any earlier file untouched."""
+    from model.atomic import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+
+    def write(tmp: Path) -> None:
+        # Rows are streamed: a prediction run need not hold all of its output in memory.
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def require_bundle(folder: str) -> Path:

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tian.errors import UserError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -30,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", metavar="DIR", help="write report.json and PNG plots here")
     p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as JSON (without the per-model reports) instead of a summary",
+    )
+    p.add_argument(
         "--aliases",
         default=None,
         metavar="FILE",
@@ -42,7 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def resolve_model(spec: str, root: str | None) -> Path:
     """A bundle folder as given, else a version (or 'live') in the model registry."""
     from model.registry import ModelRegistry, RegistryError
-    from tian.cli import UserError
     from tian.commands.models import default_root
 
     path = Path(spec)
@@ -61,15 +67,20 @@ def resolve_model(spec: str, root: str | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     from model.aliases import AliasError, load_aliases
     from model.bundle import load_classifier, write_json
-    from tian.cli import UserError
     from tian.commands.common import read_inputs
     from training.compare import compare_models
 
     if len(args.model) != 2:
         raise UserError(f"give --model exactly twice (OLD then NEW), got {len(args.model)}")
+    # Every path is checked before anything slow is loaded.
+    for path in args.data:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such file")
+    if args.aliases and args.aliases.lower() != "none" and not Path(args.aliases).is_file():
+        raise UserError(f"--aliases {args.aliases}: no such file")
     paths = [resolve_model(m, args.root) for m in args.model]
-    old, new = (load_classifier(p) for p in paths)
     proposals = read_inputs(args.data)
+    old, new = (load_classifier(p) for p in paths)
     years = sorted({p.year for p in proposals if p.year is not None})
     chosen = set(args.years) if args.years else set(years[-1:])
     test = [p for p in proposals if p.year in chosen]
@@ -96,9 +107,18 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         report["plots"] = [str(p) for p in write_comparison_plots(report, out, proposals)]
         write_json(out / "report.json", report)
-    summary = {k: v for k, v in report.items() if k != "reports"}
-    json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    if args.json:
+        summary = {k: v for k, v in report.items() if k != "reports"}
+        json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from training.compare import summary_text
+
+        sys.stdout.write(summary_text(report))
+        if args.out:
+            sys.stdout.write(f"full report and plots: {Path(args.out) / 'report.json'}\n")
+        else:
+            sys.stdout.write("full report: add --json, or --out DIR for report.json and plots\n")
     return 0
 
 

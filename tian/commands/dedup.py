@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tian.errors import UserError
+
 
 def add_encoder_args(parser: argparse.ArgumentParser) -> None:
     """Encoder options shared by `dedup` and `topics`."""
@@ -19,7 +21,6 @@ def add_encoder_args(parser: argparse.ArgumentParser) -> None:
 
 def load_cli_encoder(args: argparse.Namespace) -> tuple[Any, Any]:
     """The encoder named by --base-model or the bundle's manifest, and the bundle's index if any."""
-    from tian.cli import UserError
 
     base_model = args.base_model
     index = None
@@ -75,6 +76,8 @@ def encode_texts(
 
 def register(subparsers: Any) -> None:
     """Add the `dedup` subcommand."""
+    from model.grouping import MIN_LINK
+
     p = subparsers.add_parser(
         "dedup",
         help="find duplicate proposals (within a file and against earlier years)",
@@ -102,13 +105,16 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
-        help="calibrated score at which a pair is flagged (default 0.5)",
+        default=None,
+        help=(
+            "calibrated score at which a pair is flagged (default: the scorer's own, chosen "
+            "on real labelled pairs for precision 0.9; see docs/duplicate_labelling.md)"
+        ),
     )
     p.add_argument(
         "--min-link",
         type=float,
-        default=0.35,
+        default=MIN_LINK,
         help="average-linkage floor inside a group, guards against chaining",
     )
     p.add_argument("--neighbours", type=int, default=10, help="embedding neighbours per proposal")
@@ -119,14 +125,15 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for `tian dedup`."""
-    from tian.cli import UserError
 
-    if not 0.0 < args.threshold < 1.0:
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise UserError(f"--threshold must be between 0 and 1, not {args.threshold}")
     if args.neighbours < 1:
         raise UserError(f"--neighbours must be at least 1, not {args.neighbours}")
     if args.pairs is not None and args.against:
         raise UserError("--pairs scores given pairs from --data only; drop --against")
+
+    import numpy as np
 
     from model.dedup import DedupCalibration, DuplicateScorer, build_pool
 
@@ -136,24 +143,38 @@ def run(args: argparse.Namespace) -> int:
     _check_unique_ids(everything)
 
     scorer = DuplicateScorer(DedupCalibration.load(args.calibration) if args.calibration else None)
+    if args.threshold is None:
+        args.threshold = scorer.threshold
+    given = _read_pairs(args.pairs) if args.pairs is not None else None
+    if given is not None:
+        known = {p.id for p in everything}
+        unknown = sorted({x for pair in given for x in pair if x not in known})
+        if unknown:
+            shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            raise UserError(f"{args.pairs}: ids not in {args.data}: {shown}")
     encoder, index = load_cli_encoder(args)
-    texts = [p.text for p in everything]
-    ids = [p.id for p in everything]
-    vectors = encode_texts(encoder, ids, texts, index, progress=not args.no_progress)
-    pool = build_pool(
-        ids,
-        [p.title or "" for p in everything],
-        [p.content or "" for p in everything],
-        vectors,
-        n_data=len(data),
+    # Scoring given pairs encodes only their texts; the whole file still gives the corpus
+    # statistics (rarity, TF-IDF), which need no encoder.
+    needed = {x for pair in given for x in pair} if given is not None else None
+    rows = [i for i, p in enumerate(everything) if needed is None or p.id in needed]
+    encoded = encode_texts(
+        encoder,
+        [everything[i].id for i in rows],
+        [everything[i].text for i in rows],
+        index,
+        progress=not args.no_progress,
     )
-    if args.pairs is not None:
-        return _score_given_pairs(args, pool, scorer)
-    return _search(args, pool, scorer, everything, encoder)
+    vectors = np.zeros((len(everything), encoded.shape[1]), dtype=np.float32)
+    vectors[rows] = encoded
+    titles = [p.title or "" for p in everything]
+    contents = [p.content or "" for p in everything]
+    if given is not None:
+        pool = build_pool([p.id for p in everything], titles, contents, vectors, n_data=len(data))
+        return _score_given_pairs(args, given, pool, scorer)
+    return _search(args, everything, titles, contents, vectors, len(data), scorer, encoder)
 
 
 def _read(path: Path) -> list[Any]:
-    from tian.cli import UserError
 
     if not path.is_file():
         raise UserError(f"file not found: {path}")
@@ -166,7 +187,6 @@ def _read(path: Path) -> list[Any]:
 
 
 def _check_unique_ids(records: list[Any]) -> None:
-    from tian.cli import UserError
 
     seen: set[str] = set()
     clashes: list[str] = []
@@ -182,7 +202,6 @@ def _check_unique_ids(records: list[Any]) -> None:
 
 
 def _read_pairs(path: Path) -> list[tuple[str, str]]:
-    from tian.cli import UserError
 
     if not path.is_file():
         raise UserError(f"file not found: {path}")
@@ -200,16 +219,12 @@ def _read_pairs(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def _score_given_pairs(args: argparse.Namespace, pool: Any, scorer: Any) -> int:
+def _score_given_pairs(
+    args: argparse.Namespace, pairs: list[tuple[str, str]], pool: Any, scorer: Any
+) -> int:
     from model.dedup import score_pool
-    from tian.cli import UserError
 
-    pairs = _read_pairs(args.pairs)
     position = {pid: i for i, pid in enumerate(pool.ids)}
-    unknown = sorted({x for pair in pairs for x in pair if x not in position})
-    if unknown:
-        shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        raise UserError(f"{args.pairs}: ids not in {args.data}: {shown}")
     scored = score_pool(pool, [(position[a], position[b]) for a, b in pairs], scorer)
     _write_pairs(args.out, scored)
     print(f"scored {len(scored)} pairs -> {args.out}", file=sys.stderr)  # noqa: T201
@@ -217,76 +232,86 @@ def _score_given_pairs(args: argparse.Namespace, pool: Any, scorer: Any) -> int:
 
 
 def _search(
-    args: argparse.Namespace, pool: Any, scorer: Any, records: list[Any], encoder: Any
+    args: argparse.Namespace,
+    records: list[Any],
+    titles: list[str],
+    contents: list[str],
+    vectors: Any,
+    n_data: int,
+    scorer: Any,
+    encoder: Any,
 ) -> int:
-    from model.dedup import candidate_pairs, score_pool
-    from model.grouping import group_pairs
+    from model.duplicates import find_duplicates
 
-    candidates = candidate_pairs(pool, k=args.neighbours)
-    scored = score_pool(pool, candidates, scorer)
-    flagged = sorted(
-        (s for s in scored if s.score >= args.threshold), key=lambda s: (-s.score, s.id_a, s.id_b)
-    )
-    _write_pairs(args.out, flagged)
-
-    position = {pid: i for i, pid in enumerate(pool.ids)}
     # Earliest first: by year, then by position in the files.
     order_key = sorted(range(len(records)), key=lambda i: (records[i].year or 0, i))
-    order = {records[i].id: rank for rank, i in enumerate(order_key)}
-
-    def score_missing(pairs: list[tuple[str, str]]) -> list[float]:
-        idx = [(position[a], position[b]) for a, b in pairs]
-        return [s.score for s in score_pool(pool, idx, scorer)]
-
-    groups = group_pairs(
-        [(s.id_a, s.id_b, s.score) for s in scored],
+    found = find_duplicates(
+        [r.id for r in records],
+        titles,
+        contents,
+        vectors,
+        n_data=n_data,
+        order={records[i].id: rank for rank, i in enumerate(order_key)},
+        scorer=scorer,
         threshold=args.threshold,
+        neighbours=args.neighbours,
         min_link=args.min_link,
-        order=order,
-        score_missing=score_missing,
     )
+    _write_pairs(args.out, found.flagged)
     if args.groups:
-        _write_groups(args.groups, groups)
+        _write_groups(args.groups, found.groups)
     if args.evidence:
-        _write_evidence(args.evidence, flagged, {r.id: r.text for r in records}, encoder)
-    print(_groups_table(groups, {r.id: r.title or r.text[:30] for r in records}))  # noqa: T201
+        _write_evidence(args.evidence, found.flagged, {r.id: r.text for r in records}, encoder)
+    print(_groups_table(found.groups, {r.id: r.title or r.text[:30] for r in records}))  # noqa: T201
     print(  # noqa: T201
-        f"{len(flagged)} pairs at score >= {args.threshold} -> {args.out}; {len(groups)} groups",
+        f"{len(found.flagged)} pairs at score >= {found.threshold:.3f} -> {args.out}; "
+        f"{len(found.groups)} groups",
         file=sys.stderr,
     )
     return 0
 
 
-def _write_pairs(path: Path, scored: list[Any]) -> None:
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """Write a CSV atomically, neutralising cells a spreadsheet would run as formulas."""
+    from model.atomic import atomic_write
+    from model.formulas import neutralise
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(
+                [neutralise(c) if isinstance(c, str) else c for c in row] for row in rows
+            )
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id_a", "id_b", "score", "kind"])
-        for s in scored:
-            writer.writerow([s.id_a, s.id_b, f"{s.score:.4f}", s.kind])
+    atomic_write(path, write)
+
+
+def _write_pairs(path: Path, scored: list[Any]) -> None:
+    rows = [[s.id_a, s.id_b, f"{s.score:.4f}", s.kind] for s in scored]
+    _write_csv(path, ["id_a", "id_b", "score", "kind"], rows)
 
 
 def _write_groups(path: Path, groups: list[Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["group_id", "id", "is_representative"])
-        for g in groups:
-            for m in g.members:
-                writer.writerow([g.group_id, m, int(m == g.representative)])
+    rows = [[g.group_id, m, int(m == g.representative)] for g in groups for m in g.members]
+    _write_csv(path, ["group_id", "id", "is_representative"], rows)
 
 
 def _write_evidence(path: Path, flagged: list[Any], texts: dict[str, str], encoder: Any) -> None:
     from model.evidence import pair_evidence
+    from tian.commands.common import write_jsonl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     cache: dict[str, Any] = {}  # each text's sentences are encoded once
-    with path.open("w", encoding="utf-8") as fh:
+
+    def records() -> Any:
         for s in flagged:
             ev = pair_evidence(texts[s.id_a], texts[s.id_b], encoder=encoder, cache=cache)
             record = {"id_a": s.id_a, "id_b": s.id_b, "score": round(s.score, 4), "kind": s.kind}
             record.update(ev)
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            yield record
+
+    write_jsonl(path, records())
 
 
 def _groups_table(groups: list[Any], titles: dict[str, str]) -> str:

@@ -74,8 +74,24 @@ def summary_table(report: dict) -> str:
         else:
             lines.append(
                 f"  {head:<10} micro-F1 {r['micro_f1']:.3f}  macro-F1 {r['macro_f1']:.3f}  "
+                f"precision {r.get('precision', float('nan')):.3f}  "
+                f"recall {r.get('recall', float('nan')):.3f}  "
                 f"ECE {r['ece']:.3f}  ({r['rows_with_co_units']} of {r['rows']} rows have co-units)"
             )
+    review = report.get("review") or {}
+    for name, r in list(review.get("heads", {}).items()) + [("joint", review.get("joint"))]:
+        if r and r.get("at_accuracy"):
+            at = r["at_accuracy"]
+            lines.append(
+                f"  {name:<10} left to the machine at accuracy 0.95: {at.get('0.95', 0):.0%}, "
+                f"0.98: {at.get('0.98', 0):.0%}"
+            )
+    if review.get("flagged") is not None:
+        acc = review.get("unflagged_accuracy")
+        lines.append(
+            f"  review flag (target {review['target_accuracy']:.2f}): {review['flagged']:.0%} "
+            f"flagged, unflagged {'n/a' if acc is None else f'{acc:.3f}'} right"
+        )
     if report.get("plots"):
         lines.append("  plots: " + ", ".join(report["plots"]))
     return "\n".join(lines) + "\n"

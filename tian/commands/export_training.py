@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from tian.errors import UserError
+
 log = logging.getLogger("tian.export_training")
 
 
@@ -46,7 +48,6 @@ def open_session(db_url: str | None) -> Any:
 
     from service.db import make_engine, make_session_factory
     from service.settings import Settings
-    from tian.cli import UserError
 
     url = db_url or Settings().database_url
     parsed = make_url(url)
@@ -64,7 +65,6 @@ def open_session(db_url: str | None) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from model.records import write_proposals
-    from tian.cli import UserError
 
     suffix = Path(args.out).suffix.lower()
     if suffix not in (".csv", ".xlsx", ".jsonl"):
@@ -82,4 +82,27 @@ def run(args: argparse.Namespace) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_proposals(args.out, records)
     log.info("wrote %d reviewed proposals of %d to %s", len(records), args.year, args.out)
+    saved = save_dataset(records, Path(args.out))
+    if saved is not None:
+        log.info("and a Hugging Face dataset (datasets.load_from_disk) at %s", saved)
     return 0
+
+
+def dataset_folder(out: Path) -> Path:
+    """Where the saved dataset goes: next to the table, named after it."""
+    return out.with_name(f"{out.stem}_dataset")
+
+
+def save_dataset(records: list, out: Path) -> Path | None:
+    """Save the records as a `datasets.Dataset` next to the table (None without the `train`
+    extra: the table alone is still complete)."""
+    try:
+        from training.data import to_dataset
+
+        dataset = to_dataset(records)
+    except ImportError:
+        log.warning("the datasets library is not installed: only %s was written", out)
+        return None
+    folder = dataset_folder(out)
+    dataset.save_to_disk(str(folder))
+    return folder

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tian.errors import UserError
+
 
 def default_root() -> Path:
     """The service's registry: `$TIAN_REGISTRY_DIR`, else `$TIAN_DATA_DIR/models`, else
@@ -28,81 +30,96 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="registry folder (default $TIAN_REGISTRY_DIR, else $TIAN_DATA_DIR/models, else ./var/models)",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    ls = actions.add_parser("list", help="registered versions, newest first")
-    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    add = actions.add_parser("add", help="copy a bundle into the registry as a new version")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text)
+        sub.add_argument("--json", action="store_true", help="print JSON instead of a summary")
+        return sub
+
+    action("list", "registered versions, newest first")
+    add = action("add", "copy a bundle into the registry as a new version")
     add.add_argument("bundle", metavar="BUNDLE", help="bundle folder written by `tian train`")
     add.add_argument("--version", default=None, help="version name (default: the manifest's)")
     add.add_argument("--promote", action="store_true", help="make it live straight away")
-    promote = actions.add_parser("promote", help="make a version live")
+    promote = action("promote", "make a version live")
     promote.add_argument("version", metavar="VERSION")
-    actions.add_parser("rollback", help="go back to the version live before the current one")
-    actions.add_parser("history", help="every add, promote and rollback, oldest first")
+    action("rollback", "go back to the version live before the current one")
+    action("history", "every add, promote and rollback, oldest first")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.registry import ModelRegistry, RegistryError
-    from tian.cli import UserError
+    from model.registry import ModelRegistry, RegistryError, describe, one_line
 
     registry = ModelRegistry(Path(args.root) if args.root else default_root())
+    as_json = getattr(args, "json", False)
+
+    def report(entry: Any, verb: str) -> None:
+        if as_json:
+            _print_json(describe(entry, registry.rollback_target()))
+        else:
+            sys.stdout.write(f"{verb} {one_line(entry)}\n")
+
     try:
         if args.action == "list":
             entries = registry.list()
-            if args.json:
-                _print_json([_summary(e) for e in entries])
+            if as_json:
+                target = registry.rollback_target()
+                _print_json([describe(e, target) for e in entries])
             else:
-                sys.stdout.write(_table(entries, registry.root))
+                sys.stdout.write(_table(entries, registry.root, registry.rollback_target()))
         elif args.action == "add":
             if not Path(args.bundle).is_dir():
                 raise UserError(f"{args.bundle}: no such bundle folder")
             entry = registry.add(Path(args.bundle), version=args.version)
             if args.promote:
                 entry = registry.promote(entry.version)
-            _print_json(_summary(entry))
+            report(entry, "added and promoted" if args.promote else "added")
         elif args.action == "promote":
-            _print_json(_summary(registry.promote(args.version)))
+            before = registry.live_version()
+            entry = registry.promote(args.version)
+            report(entry, "promoted")
+            if not as_json:
+                sys.stdout.write(
+                    f"rollback would return to {before}; a running service switches within "
+                    "its next request\n"
+                    if before
+                    else "a running service switches within its next request\n"
+                )
         elif args.action == "rollback":
-            _print_json(_summary(registry.rollback()))
+            report(registry.rollback(), "rolled back to")
         elif args.action == "history":
-            _print_json(registry.history())
+            events = registry.history()
+            if as_json:
+                _print_json(events)
+            else:
+                for e in events:
+                    sys.stdout.write(
+                        f"{e.get('at', '')}  {e.get('action', ''):<9} {e.get('version', '')}\n"
+                    )
     except RegistryError as exc:  # unknown versions included
         raise UserError(str(exc)) from exc
     return 0
 
 
-def _summary(entry: Any) -> dict[str, Any]:
-    """What a person needs to pick a version: lineage and headline metrics, no label lists."""
-    m = entry.manifest
-    data = m.get("training_data") or {}
-    return {
-        "version": entry.version,
-        "live": entry.is_live,
-        "kind": entry.kind,
-        "created": entry.created,
-        "path": str(entry.path),
-        "base_model": m.get("base_model"),
-        "training_rows": data.get("rows"),
-        "training_years": sorted(data.get("years") or {}),
-        "training_files": data.get("files"),
-        "aliases": m.get("aliases"),
-        "metrics": m.get("metrics"),
-        "registry": m.get("registry"),
-    }
+def _table(entries: list[Any], root: Path, target: str | None) -> str:
+    from model.registry import describe
 
-
-def _table(entries: list[Any], root: Path) -> str:
     if not entries:
         return f"no model versions in {root}; add one with `tian models add BUNDLE`\n"
-    lines = [f"{'':2}{'version':<24}{'kind':<12}{'created':<27}{'rows':>6}  years"]
+    lines = [f"{'':2}{'version':<24}{'kind':<13}{'created':<27}{'rows':>6}  {'years':<16}metrics"]
     for e in entries:
-        s = _summary(e)
-        lines.append(
-            f"{'*' if e.is_live else ' ':2}{e.version:<24}{e.kind:<12}{e.created:<27}"
-            f"{s['training_rows'] if s['training_rows'] is not None else '-':>6}  "
-            f"{','.join(s['training_years']) or '-'}"
+        s = describe(e, target)
+        mark = "*" if e.is_live else ("<" if s["rollback_target"] else " ")
+        figures = "; ".join(
+            f"{h['head'] or ''} {h['metric']} {h['value']:.3f}".strip() for h in s["headline"][:4]
         )
-    lines.append("(* = live)")
+        lines.append(
+            f"{mark:2}{e.version:<24}{e.kind:<13}{e.created:<27}"
+            f"{s['training_rows'] if s['training_rows'] is not None else '-':>6}  "
+            f"{','.join(s['training_years']) or '-':<16}{figures or 'not recorded'}"
+        )
+    lines.append("(* = live, < = rollback target)")
     return "\n".join(lines) + "\n"
 
 

@@ -32,8 +32,13 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
     )
     write_jsonl(args.out, rows)
-    flagged = sum(1 for r in rows if any(a.get("flag") for a in r["abstain"].values()))
+    flagged = sum(1 for r in rows if r["review"]["flag"])
+    target = rows[0]["review"]["target_accuracy"] if rows else None
     log.info(
-        "wrote %d suggestions to %s (%d need a reviewer's decision)", len(rows), args.out, flagged
+        "wrote %d suggestions to %s (%d flagged for a reviewer%s)",
+        len(rows),
+        args.out,
+        flagged,
+        f", the rest expected {target:.0%} right" if target else "",
     )
     return 0

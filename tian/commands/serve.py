@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tian.errors import UserError
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -55,7 +58,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     from pydantic import ValidationError
 
     from service.settings import Settings
-    from tian.cli import UserError
 
     overrides = {
         "model_dir": args.model,
@@ -72,13 +74,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for `tian serve`."""
-    import uvicorn
-
     from service.app import create_app
     from service.settings import SettingsError
-    from tian.cli import UserError
 
-    settings = settings_from_args(args)
+    # Every path first: a missing file is reported before anything slow happens.
     if args.model is not None and not (args.model / "manifest.json").is_file():
         raise UserError(f"--model {args.model}: not a model bundle (no manifest.json)")
     for path in args.imports:
@@ -88,17 +87,115 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--topics {args.topics}: no such file")
     if args.topics is not None and args.topics_year is None:
         raise UserError("--topics needs --topics-year (the year the topics belong to)")
+    if not getattr(args, "verbose", False):
+        # Migration chatter would bury the stage lines and the sign-in (-v shows it).
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = settings_from_args(args)
     try:
         app = create_app(settings)
     except SettingsError as exc:
         raise UserError(str(exc)) from exc
     sign_in = _prepare(settings, args) if (args.imports or args.topics or args.demo_admin) else None
-    address = f"http://{settings.host}:{settings.port}"
-    print(f"tian is serving on {address}", file=sys.stderr)  # noqa: T201
-    if sign_in:
-        print(f"sign in as {sign_in[0]} / {sign_in[1]}", file=sys.stderr)  # noqa: T201
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", workers=1)
+    _serve(app, settings, sign_in, verbose=bool(getattr(args, "verbose", False)))
     return 0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # noqa: T201
+
+
+def banner(address: str, sign_in: tuple[str, str] | None) -> str:
+    """The lines printed once the service is ready, last of all, so they are easy to find."""
+    rule = "=" * 64
+    lines = [rule, f"tian 提案审核服务已启动 (serving): {address}"]
+    if sign_in:
+        lines.append(f"登录 (sign in): 用户名 {sign_in[0]}  密码 {sign_in[1]}")
+    lines += ["按 Ctrl+C 停止 (stop with Ctrl+C)", rule]
+    return "\n".join(lines)
+
+
+def _serve(app: object, settings: Settings, sign_in: tuple[str, str] | None, verbose: bool) -> None:
+    """Run uvicorn; print the address and sign-in only once it is accepting connections."""
+    import threading
+    import time
+
+    import uvicorn
+
+    _say("starting the web server (loading the live model) ...")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host=settings.host,
+            port=settings.port,
+            log_level="info" if verbose else "warning",
+            workers=1,
+        )
+    )
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.1)
+        if server.started:
+            _say(banner(f"http://{settings.host}:{settings.port}", sign_in))
+
+    threading.Thread(target=announce, name="tian-banner", daemon=True).start()
+    server.run()
+
+
+class ConsoleProgress:
+    """Prints the analysis's progress as lines (what a background job records in the service).
+
+    A line when the stage changes, and while a stage runs (encoding every proposal can take
+    minutes on a small CPU) a "still working" line every ``every`` seconds, so start-up is
+    never silent. Use as a context manager: the heartbeat stops on exit.
+    """
+
+    def __init__(self, say: Callable[[str], None] = _say, every: float = 15.0) -> None:
+        import threading
+        import time
+
+        self.done, self.total, self.message = 0, None, ""
+        self._say = say
+        self._every = every
+        self._last = self._stage_started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._heartbeat, name="tian-progress", daemon=True)
+
+    def __enter__(self) -> ConsoleProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+    def _heartbeat(self) -> None:
+        import time
+
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            if self.message and now - self._last >= self._every:
+                self._last = now
+                self._say(
+                    f"  {self.message} …（已用 {now - self._stage_started:.0f} 秒，仍在进行）"
+                )
+
+    def progress(self, done: int, total: int | None = None, message: str | None = None) -> None:
+        import time
+
+        self.done = done
+        if total is not None:
+            self.total = total
+        now = time.monotonic()
+        new_stage = message is not None and message != self.message
+        if message is not None:
+            self.message = message
+        if new_stage:
+            self._stage_started = now
+        if new_stage or now - self._last >= 5.0 or (self.total and done >= self.total):
+            self._last = now
+            count = f" {done}/{self.total}" if self.total and "正在生成建议" in self.message else ""
+            self._say(f"  {self.message}{count}")
 
 
 def _prepare(settings: Settings, args: argparse.Namespace) -> tuple[str, str] | None:
@@ -108,13 +205,20 @@ def _prepare(settings: Settings, args: argparse.Namespace) -> tuple[str, str] | 
     from service.app import build_state
     from service.bootstrap import DEMO_USER, ensure_demo_admin, prepare
     from service.importer import ImportRejected
-    from tian.cli import UserError
 
     started = time.perf_counter()
+    steps = 2 + bool(args.imports or args.topics) * 2
+    step = iter(range(1, steps + 1))
+
+    def stage(text: str) -> None:
+        _say(f"[{next(step)}/{steps}] {text} ({time.perf_counter() - started:.0f} s)")
+
+    stage("opening the database and running migrations")
     state = build_state(settings)
     try:
         sign_in = None
         user_id = None
+        stage("demo sign-in" if args.demo_admin else "checking accounts")
         if args.demo_admin:
             try:
                 user_id, password = ensure_demo_admin(state)
@@ -124,16 +228,21 @@ def _prepare(settings: Settings, args: argparse.Namespace) -> tuple[str, str] | 
         if args.imports or args.topics:
             if user_id is None:
                 user_id = _first_admin(state)
+            stage("loading the live model and the text encoder")
             state.runtime.start()
+            state.encoders.get()  # loaded here so that its time shows as its own stage
+            stage("importing, then suggestions, duplicates and topics (first run: minutes)")
             try:
-                prepare(
-                    state,
-                    user_id=user_id,
-                    imports=args.imports,
-                    topics=args.topics,
-                    topics_year=args.topics_year,
-                    log=lambda message: print(message, file=sys.stderr),  # noqa: T201
-                )
+                with ConsoleProgress() as progress:
+                    prepare(
+                        state,
+                        user_id=user_id,
+                        imports=args.imports,
+                        topics=args.topics,
+                        topics_year=args.topics_year,
+                        log=lambda message: _say(f"  {message}"),
+                        job=progress,
+                    )
             except ImportRejected as exc:
                 lines = [f"{exc.file_name}: rejected, nothing was stored"] + [
                     f"  row {i.row or '-'} {i.column or ''}: {i.message}" for i in exc.issues[:20]
@@ -142,7 +251,7 @@ def _prepare(settings: Settings, args: argparse.Namespace) -> tuple[str, str] | 
             except ValueError as exc:
                 raise UserError(str(exc)) from exc
         log.info("prepared in %.1f s", time.perf_counter() - started)
-        print(f"prepared in {time.perf_counter() - started:.1f} s", file=sys.stderr)  # noqa: T201
+        _say(f"prepared in {time.perf_counter() - started:.1f} s")
         return sign_in
     finally:
         state.jobs.shutdown()
@@ -154,7 +263,6 @@ def _first_admin(state: object) -> int:
     from sqlalchemy import select
 
     from service.models import User
-    from tian.cli import UserError
 
     with state.factory() as session:  # type: ignore[attr-defined]
         user_id = session.scalar(select(User.id).where(User.role == "admin").order_by(User.id))

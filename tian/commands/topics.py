@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from tian.commands.dedup import add_encoder_args
+from tian.errors import UserError
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +35,8 @@ def register(subparsers: Any) -> None:
         "--threshold",
         type=float,
         default=None,
-        help="score below which a proposal has no topic (default: calibrated 0.5)",
+        help="score below which a topic does not count as answered (default: the cut-off "
+        "fitted on labelled topics, in model/topic_calibration.json)",
     )
     p.add_argument("--coverage", type=Path, help="also write the coverage report as JSON")
     add_encoder_args(p)
@@ -47,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from model.topics import DEFAULT_WEIGHTS, coverage, coverage_table, match_topics, read_topics
-    from tian.cli import UserError
     from tian.commands.dedup import encode_texts, load_cli_encoder
 
     if args.top_k < 1:
@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.data.is_file():
         raise UserError(f"file not found: {args.data}")
 
+    from model.atomic import atomic_write_json
     from model.records import read_proposals
+    from tian.commands.common import write_jsonl
 
     topics = read_topics(args.topics)
     proposals = list(read_proposals(args.data))
@@ -80,14 +82,12 @@ def run(args: argparse.Namespace) -> int:
     t_vecs = encoder.encode([t.topic for t in topics], kind="query", progress=progress)
     matches = match_topics(ids, texts, p_vecs, topics, t_vecs, top_k=args.top_k, weights=weights)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as fh:
-        for m in matches:
-            fh.write(json.dumps(m.to_dict(), ensure_ascii=False) + "\n")
+    # Both outputs atomically: an interrupted run leaves any earlier files as they were.
+    write_jsonl(args.out, (m.to_dict() for m in matches))
     report = coverage(matches, topics, threshold=weights.threshold)
     if args.coverage:
         args.coverage.parent.mkdir(parents=True, exist_ok=True)
-        args.coverage.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", "utf-8")
+        atomic_write_json(args.coverage, report)
     print(coverage_table(report))  # noqa: T201
     print(f"{len(matches)} proposals -> {args.out}", file=sys.stderr)  # noqa: T201
     return 0
