@@ -1,4 +1,4 @@
-"""Replay the hostile-import cases of issue 11 against a real server on loopback.
+"""Replay the hostile-import cases of the service's security review against a real server on loopback.
 
 Starts ``uvicorn service.app:create_app`` on a fresh SQLite database (or ``--db URL``, e.g. a
 throw-away PostgreSQL database: its schema is dropped first), then posts: a 1.5 MB workbook

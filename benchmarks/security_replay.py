@@ -1,4 +1,4 @@
-"""Replay every attack case of issue 11 against a real ``tian serve`` on loopback.
+"""Replay every attack case of the service's security review against a real ``tian serve`` on loopback.
 
 Starts ``tian serve`` (127.0.0.1, a free port, encoder off) on a fresh SQLite database in a
 temporary folder, or, with ``--pg-url URL``, on that PostgreSQL database too (its ``public``

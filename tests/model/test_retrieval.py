@@ -180,7 +180,7 @@ def test_bad_input_gets_clear_errors(tmp_path) -> None:
 
 
 def test_fast_enough_for_a_city_history() -> None:
-    """8,000 fitted texts and 1,200 queries in a few seconds (brief: issue 9)."""
+    """8,000 fitted texts and 1,200 queries in a few seconds."""
     rng = np.random.default_rng(1)
     chars = list(
         "关于加强推进建设完善提升改善优化促进保障的建议问题措施市县区镇村街道社区学校医院河湖"

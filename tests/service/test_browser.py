@@ -58,9 +58,15 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def _text(driver: Any, css: str) -> str:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    return str(driver.find_element(By.CSS_SELECTOR, css).text.strip())
+    # A saved decision re-renders the page (with its 已保存 message), so an element found a
+    # moment ago may be gone: read it again on the next poll.
+    try:
+        return str(driver.find_element(By.CSS_SELECTOR, css).text.strip())
+    except StaleElementReferenceException:
+        return ""
 
 
 def _wait(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
@@ -69,6 +75,20 @@ def _wait(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def sign_in(browser: Any, base: str, user: str = "rev") -> None:
+    """Sign in on the sign-in page and wait until the queue is shown (not the sign-in page)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{base}/login")
+    browser.find_element(By.NAME, "username").send_keys(user)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _wait(
+        lambda: "/queue" in browser.current_url and "/login" not in browser.current_url,
+        what="the queue after sign-in",
+    )
 
 
 def test_review_flow_in_chromium(
@@ -87,7 +107,10 @@ def test_review_flow_in_chromium(
         browser.find_element(By.NAME, "username").send_keys("rev")
         browser.find_element(By.NAME, "password").send_keys(PASSWORD)
         browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        _wait(lambda: "/queue" in browser.current_url, what="the queue after sign-in")
+        _wait(
+            lambda: "/queue" in browser.current_url and "/login" not in browser.current_url,
+            what="the queue after sign-in",
+        )
 
         # Import a file and watch its progress page finish.
         browser.get(f"{base}/import")

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from service_helpers import PASSWORD, TOY_ROWS, live_server, proposals_csv
-from test_browser import _text, _wait, browser, pytestmark  # noqa: F401  (fixture and marks)
+from service_helpers import TOY_ROWS, live_server, proposals_csv
+from test_browser import _text, _wait, browser, pytestmark, sign_in  # noqa: F401  (fixture and marks)
 
 
 def test_rejected_import_page_in_chromium(
@@ -22,11 +22,7 @@ def test_rejected_import_page_in_chromium(
     rows = [*TOY_ROWS[:2], ("A-001", "关于重复的建议", "重复"), ("A-009", "", "只有内容")]
     upload.write_bytes(proposals_csv(rows))
     with live_server(tmp_path, baseline_bundle, "none") as (base, state):
-        browser.get(f"{base}/login")
-        browser.find_element(By.NAME, "username").send_keys("rev")
-        browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-        browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        _wait(lambda: "/queue" in browser.current_url, what="the queue after sign-in")
+        sign_in(browser, base)
         browser.get(f"{base}/import")
         browser.find_element(By.NAME, "file").send_keys(str(upload))
         browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()

@@ -1,5 +1,5 @@
 """Headless Chromium: /docs works offline under the CSP, and 一键采纳 asks, keeps imported
-co-units and says what it saved (issues 11.11 and 12.1)."""
+co-units and says what it saved."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_helpers import PASSWORD, TOY_ROWS, live_server, proposals_csv
-from test_browser import CHROMIUM, DRIVER, _text, _wait, browser  # noqa: F401
+from service_helpers import TOY_ROWS, live_server, proposals_csv
+from test_browser import CHROMIUM, DRIVER, _text, _wait, browser, sign_in  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,11 +43,7 @@ def test_docs_and_accept_all_in_chromium(
             ),
             what="Swagger UI",
         )
-        browser.get(f"{base}/login")
-        browser.find_element(By.NAME, "username").send_keys("rev")
-        browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-        browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        _wait(lambda: "/queue" in browser.current_url, what="the queue after sign-in")
+        sign_in(browser, base)
         browser.get(f"{base}/import")
         browser.find_element(By.NAME, "file").send_keys(str(upload))
         browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()

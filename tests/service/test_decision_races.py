@@ -1,4 +1,4 @@
-"""Issue 11.8 and 12.1: decisions carry the value they replace (409 when stale, the real 原值
+"""Decisions carry the value they replace (409 when stale, the real 原值
 under concurrency), merges join whole groups, and 一键采纳 asks first and erases nothing."""
 
 from __future__ import annotations

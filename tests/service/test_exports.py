@@ -38,7 +38,7 @@ def test_assignment_export_neutralises_formulas(service):
 
 
 def test_training_csv_export_neutralises_formulas(service):
-    """11.4: the training CSV (linked on the queue page) follows the same rule as the XLSX."""
+    """The training CSV (linked on the queue page) follows the same rule as the XLSX."""
     import csv
 
     rev = service.client_for("rev")

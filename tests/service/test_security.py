@@ -49,7 +49,7 @@ def _asgi_post(app, path, headers, chunks):
 
 
 def test_uploads_are_refused_before_the_body_is_read(service):
-    """11.3: anonymous, viewer and oversized uploads never have their body read."""
+    """Anonymous, viewer and oversized uploads never have their body read."""
     mb = b"x" * (1 << 20)
     head = (
         b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
@@ -78,7 +78,7 @@ def test_uploads_are_refused_before_the_body_is_read(service):
 
 
 def test_logout_password_change_disable_and_revoke_end_sessions(service):
-    """11.5: the old cookie stops working at once; tokens expire and can be revoked."""
+    """The old cookie stops working at once; tokens expire and can be revoked."""
     a = service.client_for("rev")
     stolen = dict(a.cookies)
     token = a.get("/api/me").json()["csrf_token"]
@@ -152,7 +152,7 @@ def test_logout_password_change_disable_and_revoke_end_sessions(service):
 
 
 def test_sign_in_is_throttled(service):
-    """11.6: five failures lock the account from that address, even for the right password."""
+    """Five failures lock the account from that address, even for the right password."""
     c = service.client
     token = csrf_of(c.get("/login").text)
     for _ in range(5):
@@ -225,7 +225,7 @@ def test_strong_passwords_pass_the_policy():
 
 
 def test_headers_docs_and_validation_answers(service):
-    """11.11: CSP and no-store on pages, /docs from installed files, 422 without the input."""
+    """CSP and no-store on pages, /docs from installed files, 422 without the input."""
     rev = service.client_for("rev")
     page = rev.get("/queue")
     csp = page.headers["content-security-policy"]

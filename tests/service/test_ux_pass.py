@@ -69,7 +69,7 @@ ROWS = [
 ]
 
 
-# ------------------------------------------------------------------ 12.2 model registry
+# ------------------------------------------------------------------ model registry
 
 
 def test_cli_promotion_is_served_and_the_page_names_the_rollback_target(
@@ -132,7 +132,7 @@ def test_models_page_kinds_and_metrics_in_chinese(
     assert ">baseline<" not in page
 
 
-# ------------------------------------------------------------------ 12.6 queue state
+# ------------------------------------------------------------------ queue state
 
 
 def test_queue_joint_confidence_and_tags_follow_the_review(service: Any) -> None:
@@ -166,7 +166,7 @@ def test_queue_joint_confidence_and_tags_follow_the_review(service: Any) -> None
     assert "<strong>0</strong>需关注" in page
 
 
-# ------------------------------------------------------------------ 12.4 duplicates, 并案
+# ------------------------------------------------------------------ duplicates, 并案
 
 
 def _plant_group(state: Any, ids: dict[str, int]) -> None:
@@ -232,7 +232,7 @@ def test_groups_page_lists_evidence_and_merges_and_splits(service: Any) -> None:
     assert "并案所选提案" not in service.client_for("view").get("/groups?year=2024").text
 
 
-# ------------------------------------------------------------------ 12.5 topics
+# ------------------------------------------------------------------ topics
 
 
 def test_reviewer_topics_replace_matches_on_coverage_and_export(service: Any) -> None:
