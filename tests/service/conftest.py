@@ -70,6 +70,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
+def pg_service(tmp_path: Path, baseline_bundle: Path, tiny_backbone_dir: Path) -> Iterator[Service]:
+    """The app on the test PostgreSQL server (TIAN_TEST_PG_URL), on a freshly emptied schema."""
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get("TIAN_TEST_PG_URL")
+    if not url:
+        pytest.skip("TIAN_TEST_PG_URL is not set and no PostgreSQL binaries were found")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a clean schema for every test
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    with running_service(tmp_path, baseline_bundle, tiny_backbone_dir, url) as svc:
+        yield svc
+
+
+@pytest.fixture
 def imported(service: Service) -> Service:
     """The service with TOY_ROWS imported for 2024 and analysed."""
     from service_helpers import TOY_ROWS, api_csrf, proposals_csv

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from service_helpers import TOY_ROWS, Service, api_csrf, proposals_csv, running_service
+from service_helpers import TOY_ROWS, api_csrf, proposals_csv
 
 PG_URL = os.environ.get("TIAN_TEST_PG_URL")
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(not PG_URL, reason="TIAN_TEST_PG_URL is not set (see .ci/postgres.sh)"),
 ]
-
-
-@pytest.fixture
-def pg_service(tmp_path: Path, baseline_bundle: Path, tiny_backbone_dir: Path) -> Iterator[Service]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(str(PG_URL))
-    with engine.begin() as conn:  # a clean schema for every test
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    with running_service(tmp_path, baseline_bundle, tiny_backbone_dir, str(PG_URL)) as svc:
-        yield svc
 
 
 def test_import_decide_export_on_postgres(pg_service):

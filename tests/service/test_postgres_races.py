@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from service_helpers import TOY_ROWS, Service, api_csrf, proposals_csv, running_service
+from service_helpers import TOY_ROWS, Service, api_csrf, proposals_csv
 from test_decision_races import _decide_in_threads
 
 PG_URL = os.environ.get("TIAN_TEST_PG_URL")
@@ -18,22 +16,13 @@ pytestmark = [
 
 
 @pytest.fixture
-def pg_imported(
-    tmp_path: Path, baseline_bundle: Path, tiny_backbone_dir: Path
-) -> Iterator[Service]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(str(PG_URL))
-    with engine.begin() as conn:  # a clean schema for every test
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    with running_service(tmp_path, baseline_bundle, tiny_backbone_dir, str(PG_URL)) as svc:
-        rev = svc.client_for("rev")
-        f = {"file": ("p.csv", proposals_csv(TOY_ROWS))}
-        assert rev.post("/api/imports", files=f, headers=api_csrf(rev)).status_code == 201
-        svc.state.jobs.wait_idle()
-        yield svc
+def pg_imported(pg_service: Service) -> Service:
+    """The PostgreSQL service with the toy rows imported and analysed."""
+    rev = pg_service.client_for("rev")
+    f = {"file": ("p.csv", proposals_csv(TOY_ROWS))}
+    assert rev.post("/api/imports", files=f, headers=api_csrf(rev)).status_code == 201
+    pg_service.state.jobs.wait_idle()
+    return pg_service
 
 
 def test_races_merges_sessions_and_throttle_on_postgres(pg_imported):
