@@ -9,8 +9,17 @@ and decision that was answered as accepted is stored (nothing lost).
 
     .venv/bin/python benchmarks/service_load.py --duration 60 --clients 8
 
+Several workers on PostgreSQL (``tian serve --workers N``), on a given empty database or on
+a throwaway cluster (``--pg-throwaway``, the tests' ``tests/pg_cluster.py``), optionally
+killing (SIGKILL) the worker that runs a large extra import ``S`` seconds in:
+
+    .venv/bin/python benchmarks/service_load.py --pg-throwaway --workers 2 --kill-worker-after 20
+
 Prints one JSON object: suggest latency (median, p99, ms), throughput, errors, imports and
-decisions accepted and found. Exit status 1 when any request failed or anything was lost.
+decisions accepted and found, and with a kill the killed job's outcome and whether any of its
+rows stayed. Requests that were in flight on the killed worker fail at the TCP level: they
+are counted apart (``errors_on_killed_worker``), not hidden. Exit status 1 when any other
+request failed or anything was lost.
 """
 
 from __future__ import annotations
@@ -48,14 +57,19 @@ def _texts(path: Path, limit: int = 200) -> list[str]:
     return [f"{r.get('案由', '')}\n{r.get('提案内容', '')}" for r in rows[:limit]] or ["关于建议"]
 
 
-def _prepare_db(data_dir: Path) -> str:
+def _prepare_db(url: str) -> str:
     """Schema plus a reviewer with a bearer token (made before the server starts)."""
+    from sqlalchemy import func, select
+
     from service.auth import create_token, create_user
     from service.db import make_engine, make_session_factory, upgrade
+    from service.models import Proposal
 
-    engine = make_engine(f"sqlite:///{data_dir / 'tian.db'}")
+    engine = make_engine(url)
     upgrade(engine)
     with make_session_factory(engine)() as s, s.begin():
+        if s.scalar(select(func.count()).select_from(Proposal)):
+            raise SystemExit("the load test needs an empty database (it counts what it stored)")
         token = create_token(s, create_user(s, "loadtest", "Bench-runner-passphrase-1", "reviewer"))
     engine.dispose()
     return token
@@ -88,6 +102,100 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 180.0
     raise RuntimeError("the service did not become ready")
 
 
+def _start(
+    data_dir: Path, db_url: str | None, workers: int, model: Path, encoder: str, port: int
+) -> subprocess.Popen[bytes]:
+    """One uvicorn process on SQLite, or ``tian serve --workers N`` on ``db_url``."""
+    env = {
+        **os.environ,
+        "TIAN_DATA_DIR": str(data_dir),
+        "TIAN_MODEL_DIR": str(model),
+        "TIAN_ENCODER": encoder,
+        "TIAN_ENVIRONMENT": "development",
+    }
+    env.pop("TIAN_DB_URL", None)
+    if db_url is None:
+        cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    else:
+        code = "import sys; from tian.cli import main; sys.exit(main(sys.argv[1:]))"
+        cmd = [sys.executable, "-c", code, "serve", "--db", db_url, "--workers", str(workers)]
+        cmd += ["--port", str(port), "--data-dir", str(data_dir)]
+    # Its own process group, so that stopping it stops every worker.
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _kill_mid_import(
+    base: str, auth: dict[str, str], db_url: str, year: int, rows: int
+) -> dict[str, Any]:
+    """Start a large import, SIGKILL the worker running it mid-write, wait for the outcome."""
+    import signal
+
+    import httpx
+    from sqlalchemy import create_engine, text
+
+    body = "关于加强河湖生态环境保护和流域治理工作的建议，推进污染防治与水土保持。" * 6
+    lines = ["提案号,年度,案由,提案内容"]
+    lines += [f"V-{i:06d},{year},关于第{i}件事项的建议,{body}{i}" for i in range(rows)]
+    engine = create_engine(db_url)
+    out: dict[str, Any] = {"killed": False}
+    try:
+        r = httpx.post(
+            f"{base}/api/imports",
+            headers=auth,
+            files={"file": ("victim.csv", ("\n".join(lines) + "\n").encode(), "text/csv")},
+            data={"wait": "false"},
+            timeout=120,
+        )
+        r.raise_for_status()
+        job_url, job_id = base + r.json()["status_url"], r.json()["job"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not out["killed"]:
+            job = httpx.get(job_url, headers=auth, timeout=30).json()
+            if job["status"] not in ("queued", "running"):
+                out["note"] = f"import ended before the kill: {job['status']}"
+                break
+            if job["message"] == "正在写入" and 0 < job["done"] < job["total"]:
+                with engine.connect() as conn:
+                    worker = conn.execute(
+                        text("SELECT worker FROM jobs WHERE id = :i"), {"i": job_id}
+                    ).scalar_one()
+                os.kill(int(worker.split(":")[1]), signal.SIGKILL)
+                out.update(killed=True, killed_at=f"{job['done']}/{job['total']}")
+                out["kill_time"] = time.monotonic()
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 60:
+            try:
+                job = httpx.get(job_url, headers=auth, timeout=30).json()
+            except httpx.HTTPError:
+                job = {"status": "running"}  # the request met the dying worker: ask again
+            if job["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        out["job_status"], out["job_message"] = job["status"], job.get("message")
+        out["outcome_after_s"] = round(time.monotonic() - t0, 1)
+        with engine.connect() as conn:
+            out["rows_left"] = conn.execute(
+                text("SELECT count(*) FROM proposals WHERE year = :y"), {"y": year}
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return out
+
+
 def run(
     *,
     duration: float,
@@ -97,6 +205,9 @@ def run(
     encoder: str,
     import_rows: int,
     year: int = 2030,
+    db_url: str | None = None,
+    workers: int = 1,
+    kill_after: float | None = None,
 ) -> dict[str, Any]:
     """Run the load test; returns the figures and the nothing-lost check."""
     import httpx
@@ -105,22 +216,11 @@ def run(
     with tempfile.TemporaryDirectory(prefix="tian-load-") as tmp:
         data_dir = Path(tmp) / "var"
         data_dir.mkdir()
-        token = _prepare_db(data_dir)
+        url = db_url or f"sqlite:///{data_dir / 'tian.db'}"
+        token = _prepare_db(url)
         port = _free_port()
-        env = {
-            **os.environ,
-            "TIAN_DATA_DIR": str(data_dir),
-            "TIAN_MODEL_DIR": str(model),
-            "TIAN_ENCODER": encoder,
-            "TIAN_ENVIRONMENT": "development",
-        }
-        env.pop("TIAN_DB_URL", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory"]
-            + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            cwd=ROOT,
-        )
+        proc = _start(data_dir, db_url, workers, model, encoder, port)
+        killer: dict[str, Any] = {}
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {token}"}
         latencies: list[float] = []
@@ -146,7 +246,7 @@ def run(
                         dt = time.perf_counter() - t0
                         with lock:
                             if err:
-                                errors.append(err)
+                                errors.append((time.monotonic(), err))
                             else:
                                 latencies.append(dt)
 
@@ -162,7 +262,7 @@ def run(
                                 files={"file": (f"load-{batch}.csv", body, "text/csv")},
                             )
                             if r.status_code != 201:
-                                errors.append(f"import {r.status_code}: {r.text[:200]}")
+                                errors.append((time.monotonic(), f"import {r.status_code}"))
                                 continue
                             imports.append(r.json())
                             for i in range(import_rows):
@@ -171,14 +271,21 @@ def run(
                                     json={"action": "set", "field": "category", "value": "测试类"},
                                 )
                                 if d.status_code != 201:
-                                    errors.append(f"decision {d.status_code}: {d.text[:200]}")
+                                    errors.append((time.monotonic(), f"decision {d.status_code}"))
                                 else:
                                     decisions.extend(x["id"] for x in d.json()["decisions"])
                         except httpx.HTTPError as exc:
-                            errors.append(f"import: {type(exc).__name__}: {exc}")
+                            errors.append((time.monotonic(), f"import: {type(exc).__name__}"))
+
+            def kill_one() -> None:
+                if time.monotonic() + kill_after < stop:
+                    time.sleep(kill_after)
+                    killer.update(_kill_mid_import(base, auth, url, year + 1, 12000))
 
             threads = [threading.Thread(target=suggest_client, args=(i,)) for i in range(clients)]
             threads.append(threading.Thread(target=importer))
+            if kill_after is not None and db_url is not None:
+                threads.append(threading.Thread(target=kill_one))
             started = time.perf_counter()
             for t in threads:
                 t.start()
@@ -186,13 +293,16 @@ def run(
                 t.join()
             elapsed = time.perf_counter() - started
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        stored = _check_stored(data_dir, year, imports, decisions)
+            _stop(proc)
+        stored = _check_stored(url, year, imports, decisions)
+
+    # Requests in flight on the killed worker die with its connections (a TCP reset):
+    # counted apart, within the two seconds after the kill.
+    kill_time = killer.pop("kill_time", None)
+    on_killed = [
+        e for t, e in errors if kill_time is not None and 0 <= t - kill_time < 2 and ":" in e
+    ]
+    others = [e for t, e in errors if e not in on_killed]
 
     lat_ms = sorted(x * 1000 for x in latencies)
     p99 = lat_ms[min(len(lat_ms) - 1, int(round(0.99 * (len(lat_ms) - 1))))] if lat_ms else None
@@ -203,8 +313,12 @@ def run(
         "suggest_median_ms": round(statistics.median(lat_ms), 1) if lat_ms else None,
         "suggest_p99_ms": round(p99, 1) if p99 is not None else None,
         "suggest_per_s": round(len(lat_ms) / elapsed, 1),
-        "errors": len(errors),
-        "error_samples": errors[:5],
+        "errors": len(others),
+        "error_samples": others[:5],
+        "errors_on_killed_worker": len(on_killed),
+        "workers": workers,
+        "database": "sqlite" if db_url is None else "postgresql",
+        **({"kill": killer} if kill_after is not None else {}),
         "imports_accepted": len(imports),
         "rows_imported": sum(i["added"] for i in imports),
         "decisions_accepted": len(decisions),
@@ -215,7 +329,7 @@ def run(
 
 
 def _check_stored(
-    data_dir: Path, year: int, imports: list[dict[str, Any]], decisions: list[int]
+    url: str, year: int, imports: list[dict[str, Any]], decisions: list[int]
 ) -> dict[str, Any]:
     """Every accepted import's rows and every accepted decision are in the database."""
     from sqlalchemy import func, select
@@ -223,7 +337,7 @@ def _check_stored(
     from service.db import make_engine, make_session_factory
     from service.models import Decision, ImportBatch, Proposal
 
-    engine = make_engine(f"sqlite:///{data_dir / 'tian.db'}")
+    engine = make_engine(url)
     with make_session_factory(engine)() as s:
         rows = s.scalar(select(func.count()).select_from(Proposal).where(Proposal.year == year))
         batch_ids = [i["batch_id"] for i in imports]
@@ -262,17 +376,49 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--import-rows", type=int, default=20, help="rows per imported file")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--db", metavar="URL", help="an empty PostgreSQL database to serve from")
+    parser.add_argument(
+        "--pg-throwaway",
+        action="store_true",
+        help="start a throwaway PostgreSQL cluster for the run (needs its server binaries)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (PostgreSQL)")
+    parser.add_argument(
+        "--kill-worker-after",
+        type=float,
+        metavar="S",
+        help="S seconds in, SIGKILL the worker running a large extra import (PostgreSQL)",
+    )
     args = parser.parse_args(argv)
     if not (args.model / "manifest.json").is_file():
         parser.error(f"--model {args.model}: not a model bundle (run `make run` first)")
-    result = run(
-        duration=args.duration,
-        clients=args.clients,
-        model=args.model,
-        data=args.data,
-        encoder=args.encoder,
-        import_rows=args.import_rows,
-    )
+    stop_pg = None
+    db_url = args.db
+    if args.pg_throwaway:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import pg_cluster
+
+        started = pg_cluster.start()
+        if started is None:
+            parser.error("--pg-throwaway: no PostgreSQL server binaries (or no postgres user)")
+        db_url, stop_pg = started
+    if (args.workers > 1 or args.kill_worker_after is not None) and db_url is None:
+        parser.error("--workers > 1 and --kill-worker-after need --db URL or --pg-throwaway")
+    try:
+        result = run(
+            duration=args.duration,
+            clients=args.clients,
+            model=args.model,
+            data=args.data,
+            encoder=args.encoder,
+            import_rows=args.import_rows,
+            db_url=db_url,
+            workers=args.workers,
+            kill_after=args.kill_worker_after,
+        )
+    finally:
+        if stop_pg is not None:
+            stop_pg()
     text = json.dumps(result, ensure_ascii=False, indent=2)
     print(text)  # noqa: T201
     if args.out:

@@ -10,8 +10,10 @@ Two topic lists:
   ("parent hit"); it says nothing about the right third-level topic.
 
 Methods: char TF-IDF cosine (1-2-grams), BM25 over characters and bigrams, raw e5 cosine
-(topics as `query:`, messages as `passage:`), and `model.topics.match_topics` with the
-shipped weights (fitted on the demo topics only: Teddy is never seen in fitting).
+(topics as `query:`, messages as `passage:`), the previous matcher (its four features and
+weights, kept below as `PREVIOUS` so old and new are measured in the same run), and
+`model.topics.match_topics` with the shipped weights (fitted on the demo topics only: Teddy
+is never seen in fitting).
 
 Usage:
     .venv/bin/python benchmarks/topics_quality.py --teddy DIR \
@@ -31,9 +33,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.topics import Topic, lexical_similarity, match_topics  # noqa: E402
+from model.topics import Topic, lexical_similarity, match_topics, pair_features  # noqa: E402
 from training.dedup_scorer import cached_vectors  # noqa: E402
 from training.dedup_scorer import read_messages as read_teddy_messages  # noqa: E402
+
+# The matcher before the rank and title features: weights over the first four of
+# `model.topics.TOPIC_FEATURES` (cosine, cosine_rel, gap, lexical), fitted on the demo.
+PREVIOUS = ((-14.6964, 62.3985, 37.258, 41.4773), 6.0703)
+
+
+def previous_scores(
+    texts: list[str], vecs: np.ndarray, topics: list[str], topic_vecs: np.ndarray
+) -> np.ndarray:
+    """Scores of the previous four-feature matcher (same features, old weights)."""
+    feats = pair_features(texts, vecs, topics, topic_vecs)[..., :4]
+    return np.asarray(feats @ np.asarray(PREVIOUS[0]) + PREVIOUS[1])
 
 
 def bm25(docs: list[str], queries: list[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
@@ -88,7 +102,8 @@ def evaluate(
         "char TF-IDF cosine": lexical_similarity(texts, topics),
         "BM25 (char 1-2-gram)": bm25(texts, topics),
         "e5 cosine (raw)": vecs @ topic_vecs.T,
-        "ours (e5 + lexical, calibrated)": ours_scores,
+        "previous (4 features)": previous_scores(texts, vecs, topics, topic_vecs),
+        "ours (7 features, calibrated)": ours_scores,
     }
     print(f"\n{name}: {len(texts)} messages, {len(topics)} topics")
     print(f"{'method':<34}{'R@1':>7}{'R@5':>7}")

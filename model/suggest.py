@@ -18,7 +18,7 @@ that confidence is below the bundle's threshold for its target accuracy (see mod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -28,7 +28,42 @@ from model.heads import SINGLE_LABEL_HEADS
 from model.selective import review_block
 
 
-def ranked(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict[str, Any]]:
+class Ranked(TypedDict):
+    """One suggested label and its calibrated probability."""
+
+    label: str
+    score: float
+
+
+class HeadAbstain(TypedDict, total=False):
+    """A head's abstain entry: the conformal set for single-label heads, the cut for co-units."""
+
+    flag: bool
+    prediction_set: list[str]
+    coverage: float
+    suggested_above: float
+
+
+class Suggestion(TypedDict):
+    """One proposal's suggestion, the `tian predict` row of DESIGN.md (a plain JSON object).
+
+    A TypedDict, not a class of its own, so that every reader of stored suggestions and of
+    `tian predict` output keeps working; ``service.schemas.SuggestionOut`` mirrors it for the
+    API's schema. ``review`` is :func:`model.selective.review_block`'s block (plus
+    ``near_repeat_of`` where the model knows past proposals); ``why`` is added by the service.
+    """
+
+    id: str
+    category: list[Ranked]
+    main_unit: list[Ranked]
+    co_units: list[Ranked]
+    abstain: dict[str, HeadAbstain]
+    review: dict[str, Any]
+    why: NotRequired[dict[str, Any]]
+
+
+def ranked(probs: np.ndarray, labels: Sequence[str], top_k: int) -> list[Ranked]:
+    """The ``top_k`` labels by probability, best first."""
     order = np.argsort(-probs)[:top_k]
     return [{"label": labels[i], "score": round(float(probs[i]), 4)} for i in order]
 
@@ -40,7 +75,7 @@ def suggest(
     *,
     top_k: int = 3,
     progress: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[Suggestion]:
     """Suggestions for each text, in input order."""
     if len(ids) != len(texts):
         raise ValueError("ids and texts differ in length")
@@ -53,35 +88,41 @@ def suggest(
     co_threshold = classifier.calibration.co_unit_threshold
     review = classifier.calibration.review
     repeats = _near_repeats(classifier, texts)
-    out = []
+    out: list[Suggestion] = []
     for i, pid in enumerate(ids):
-        row: dict[str, Any] = {"id": pid}
-        abstain: dict[str, Any] = {}
+        heads: dict[str, list[Ranked]] = {}
+        abstain: dict[str, HeadAbstain] = {}
         for head in SINGLE_LABEL_HEADS:
             if head not in probs:
-                row[head] = []
+                heads[head] = []
                 continue
             labels = classifier.labels[head]
-            row[head] = ranked(probs[head][i], labels, top_k)
+            heads[head] = ranked(probs[head][i], labels, top_k)
             members = [labels[j] for j in sets[head][i]]
             abstain[head] = {
                 "flag": len(members) > 1,
                 "prediction_set": members,
                 "coverage": classifier.calibration.heads[head].coverage,
             }
+        co_units: list[Ranked] = []
         if "co_units" in probs:
             co = ranked(probs["co_units"][i], classifier.labels["co_units"], top_k)
-            main = row["main_unit"][0]["label"] if row.get("main_unit") else None
-            row["co_units"] = [c for c in co if c["label"] != main]
+            main = heads["main_unit"][0]["label"] if heads.get("main_unit") else None
+            co_units = [c for c in co if c["label"] != main]
             abstain["co_units"] = {"suggested_above": co_threshold}
-        else:
-            row["co_units"] = []
-        row["abstain"] = abstain
-        row["review"] = review_block(
+        review_row = review_block(
             review, probs, i, {h: a["flag"] for h, a in abstain.items() if "flag" in a}
         )
         if repeats is not None and repeats[i] is not None:
-            row["review"]["near_repeat_of"] = repeats[i]
+            review_row["near_repeat_of"] = repeats[i]
+        row: Suggestion = {
+            "id": pid,
+            "category": heads.get("category", []),
+            "main_unit": heads.get("main_unit", []),
+            "co_units": co_units,
+            "abstain": abstain,
+            "review": review_row,
+        }
         out.append(row)
     return out
 

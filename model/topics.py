@@ -1,21 +1,30 @@
 """Reference-topic matching (提案参考题目): rank topics per proposal, flag proposals no topic fits.
 
 Topics are short titles, proposals long texts, so topics are encoded as e5 `query:` and
-proposals as `passage:` (the asymmetric use e5 was trained for). The ranking score is a
-logistic model over four features per (proposal, topic):
+proposals as `passage:` (the asymmetric use e5 was trained for). The score is a logistic
+model over seven features per (proposal, topic):
 
 - `cosine`: raw embedding cosine;
 - `cosine_rel`: cosine minus the proposal's mean cosine over all topics (e5 cosines sit
   in a narrow band, so what matters is how far a topic stands out for this proposal);
 - `gap`: cosine minus the proposal's best cosine (0 for its top topic);
 - `lexical`: character 1-2-gram TF-IDF cosine, which catches shared names (places,
-  programmes) that embeddings blur.
+  programmes) that embeddings blur;
+- `rank_in_proposal`: 1 / (1 + the topic's rank among the proposal's topics by cosine);
+- `rank_in_topic`: 1 / (1 + the proposal's rank among the batch's proposals for that topic),
+  the topic's side of the question: a proposal that is only some topic's tenth-best match
+  rarely answers it (on the demo this is what lets "no topic" proposals be told apart);
+- `title_lexical`: character 2-3-gram TF-IDF cosine between the topic and the proposal's
+  title (the text's first line), where proposals name their matter.
+
+`rank_in_topic` depends on the batch: `match_topics` ranks against the proposals it is given
+plus any `context_vectors` (scoring one draft alone, pass the year's proposal vectors).
 
 The default weights (`DEFAULT_WEIGHTS`, read from `model/topic_calibration.json`) were fitted
-by `training/topic_weights.py` on labelled (proposal, topic) pairs; the output is
-a calibrated probability that the proposal answers the topic. `no_topic` is set when no topic
-reaches `threshold`, the "no topic" cut-off fitted on the demo's answer key by
-`training/topic_cutoff.py` and stored in the same file.
+by `tian fit topic-weights` (training/topic_weights.py) on labelled (proposal, topic) pairs;
+the output is a calibrated probability that the proposal answers the topic. `no_topic` is
+set when no topic reaches `threshold`, the "no topic" cut-off fitted on the same answer key
+(training/topic_cutoff.py) and stored in the same file.
 """
 
 from __future__ import annotations
@@ -38,12 +47,22 @@ __all__ = [
     "coverage_table",
     "lexical_similarity",
     "match_topics",
+    "pair_features",
     "read_topics",
+    "title_of",
     "topic_features",
     "weights_from_json",
 ]
 
-TOPIC_FEATURES: tuple[str, ...] = ("cosine", "cosine_rel", "gap", "lexical")
+TOPIC_FEATURES: tuple[str, ...] = (
+    "cosine",
+    "cosine_rel",
+    "gap",
+    "lexical",
+    "rank_in_proposal",
+    "rank_in_topic",
+    "title_lexical",
+)
 
 
 @dataclass(frozen=True)
@@ -79,9 +98,8 @@ def weights_from_json(path: Path | str) -> TopicWeights:
     return TopicWeights(coef, float(data["intercept"]), threshold, dict(data.get("info", {})))
 
 
-# The shipped weights and "no topic" cut-off, fitted on the demo's labelled topics: the weights
-# by `python -m training.topic_weights --demo data/demo`, the cut-off by
-# `python -m training.topic_cutoff --demo data/demo` (figures in the file's "info").
+# The shipped weights and "no topic" cut-off, fitted on the demo's labelled topics by
+# `tian fit topic-weights --demo data/demo` (figures in the file's "info").
 DEFAULT_WEIGHTS = weights_from_json(DEFAULT_WEIGHTS_PATH)
 
 
@@ -142,23 +160,79 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return list(headers), [dict(r) for r in rows]
 
 
-def lexical_similarity(proposals: Sequence[str], topics: Sequence[str]) -> np.ndarray:
-    """Character 1-2-gram TF-IDF cosine, shape (n_proposals, n_topics)."""
+def lexical_similarity(
+    proposals: Sequence[str], topics: Sequence[str], *, ngram_range: tuple[int, int] = (1, 2)
+) -> np.ndarray:
+    """Character n-gram TF-IDF cosine, shape (n_proposals, n_topics)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+    vec = TfidfVectorizer(analyzer="char", ngram_range=ngram_range, sublinear_tf=True)
     vec.fit(list(proposals) + list(topics))
     p = vec.transform(proposals)
     t = vec.transform(topics)
     return np.asarray((p @ t.T).toarray(), dtype=np.float64)
 
 
-def topic_features(cosines: np.ndarray, lexical: np.ndarray) -> np.ndarray:
-    """Features (n_proposals, n_topics, len(TOPIC_FEATURES)) from cosine and lexical matrices."""
+def title_of(text: str) -> str:
+    """A proposal text's title: its first non-empty line (`Proposal.text` puts it there)."""
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+
+
+def _inverse_rank(scores: np.ndarray, axis: int) -> np.ndarray:
+    """1 / (1 + rank) of each entry along `axis`, rank 0 the highest score."""
+    ranks = np.argsort(np.argsort(-scores, axis=axis, kind="stable"), axis=axis, kind="stable")
+    return 1.0 / (1.0 + ranks)
+
+
+def topic_features(
+    cosines: np.ndarray,
+    lexical: np.ndarray,
+    title_lexical: np.ndarray | None = None,
+    *,
+    context_cosines: np.ndarray | None = None,
+) -> np.ndarray:
+    """Features (n_proposals, n_topics, len(TOPIC_FEATURES)); see the module docstring.
+
+    Args:
+        cosines: (n_proposals, n_topics) e5 cosines.
+        lexical: same shape, `lexical_similarity` of the full texts.
+        title_lexical: same shape, `lexical_similarity(..., ngram_range=(2, 3))` of the
+            titles; zeros when absent.
+        context_cosines: (n_other, n_topics) cosines of other proposals of the same year,
+            ranked against for `rank_in_topic` but not scored.
+    """
     cos = np.asarray(cosines, dtype=np.float64)
     rel = cos - cos.mean(axis=1, keepdims=True)
     gap = cos - cos.max(axis=1, keepdims=True)
-    return np.stack([cos, rel, gap, np.asarray(lexical, dtype=np.float64)], axis=-1)
+    in_proposal = _inverse_rank(cos, axis=1)
+    if context_cosines is not None and len(context_cosines):
+        ctx = np.asarray(context_cosines, dtype=np.float64)
+        # Rank of each proposal among the context plus itself (not the other scored ones).
+        ahead = (ctx[None, :, :] > cos[:, None, :]).sum(axis=1)
+        batch_rank = np.argsort(np.argsort(-cos, axis=0, kind="stable"), axis=0, kind="stable")
+        in_topic = 1.0 / (1.0 + ahead + batch_rank)
+    else:
+        in_topic = _inverse_rank(cos, axis=0)
+    title = np.zeros_like(cos) if title_lexical is None else np.asarray(title_lexical, np.float64)
+    lex = np.asarray(lexical, dtype=np.float64)
+    return np.stack([cos, rel, gap, lex, in_proposal, in_topic, title], axis=-1)
+
+
+def pair_features(
+    proposal_texts: Sequence[str],
+    proposal_vectors: np.ndarray,
+    topics: Sequence[str],
+    topic_vectors: np.ndarray,
+    *,
+    context_vectors: np.ndarray | None = None,
+) -> np.ndarray:
+    """All `TOPIC_FEATURES` of every (proposal, topic) pair from texts and e5 vectors."""
+    tv = np.asarray(topic_vectors, np.float32)
+    cos = np.asarray(proposal_vectors, dtype=np.float32) @ tv.T
+    ctx = None if context_vectors is None else np.asarray(context_vectors, np.float32) @ tv.T
+    lex = lexical_similarity(proposal_texts, topics)
+    titles = lexical_similarity([title_of(t) for t in proposal_texts], topics, ngram_range=(2, 3))
+    return topic_features(cos, lex, titles, context_cosines=ctx)
 
 
 @dataclass(frozen=True)
@@ -187,8 +261,14 @@ def match_topics(
     *,
     top_k: int = 5,
     weights: TopicWeights = DEFAULT_WEIGHTS,
+    context_vectors: np.ndarray | None = None,
 ) -> list[TopicMatch]:
-    """Rank topics for each proposal by calibrated score; flag those no topic fits."""
+    """Rank topics for each proposal by calibrated score; flag those no topic fits.
+
+    `context_vectors` are passage vectors of other proposals of the year that are ranked
+    against (the `rank_in_topic` feature) but not scored: pass them when scoring a few
+    proposals or one draft, whose rank among the year's proposals is what the weights expect.
+    """
     if len(proposal_ids) != len(proposal_texts) or len(proposal_ids) != len(proposal_vectors):
         raise ValueError("proposal ids, texts and vectors must have the same length")
     if len(topics) != len(topic_vectors):
@@ -197,9 +277,13 @@ def match_topics(
         raise ValueError(f"top_k must be at least 1, not {top_k}")
     if not proposal_ids:
         return []
-    cos = np.asarray(proposal_vectors, dtype=np.float32) @ np.asarray(topic_vectors, np.float32).T
-    lex = lexical_similarity(proposal_texts, [t.topic for t in topics])
-    feats = topic_features(cos, lex)
+    feats = pair_features(
+        proposal_texts,
+        proposal_vectors,
+        [t.topic for t in topics],
+        topic_vectors,
+        context_vectors=context_vectors,
+    )
     z = feats @ np.asarray(weights.coef) + weights.intercept
     probs = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
     k = min(top_k, len(topics))

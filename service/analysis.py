@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import delete, or_, select
@@ -31,6 +31,10 @@ from service.models import (
 )
 from service.registry_runtime import LiveModel, ModelRuntime
 
+if TYPE_CHECKING:  # types only: loading them at import would pull in the model stack
+    from model.encoder import TextEncoder
+    from model.suggest import Suggestion as SuggestionRow
+
 log = logging.getLogger("tian.service.analysis")
 
 TOPICS_PER_PROPOSAL = 5
@@ -42,7 +46,7 @@ class EncoderHolder:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._encoder: Any | None = None
+        self._encoder: TextEncoder | None = None
         self._lock = threading.Lock()
         self.error: str | None = None
 
@@ -50,7 +54,7 @@ class EncoderHolder:
     def enabled(self) -> bool:
         return self.name.lower() != "none"
 
-    def get(self) -> Any | None:
+    def get(self) -> TextEncoder | None:
         """The encoder, or None when switched off or unloadable (``error`` says why)."""
         if not self.enabled:
             return None
@@ -65,7 +69,7 @@ class EncoderHolder:
                     log.error("%s", self.error)
             return self._encoder
 
-    def set(self, encoder: Any) -> None:
+    def set(self, encoder: TextEncoder) -> None:
         """Use an already loaded encoder (tests)."""
         self._encoder = encoder
 
@@ -84,7 +88,7 @@ def model_version_row(session: Session, live: LiveModel) -> ModelVersion:
     return row
 
 
-def explanation(live: LiveModel, text: str, payload: dict[str, Any]) -> dict[str, Any]:
+def explanation(live: LiveModel, text: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Words that drove the top category and main unit, per head (whole words and phrases)."""
     from model.keywords import whole_words
 
@@ -101,7 +105,7 @@ def explanation(live: LiveModel, text: str, payload: dict[str, Any]) -> dict[str
 
 def suggest_texts(
     live: LiveModel, ids: Sequence[str], texts: Sequence[str], top_k: int = 3
-) -> list[dict[str, Any]]:
+) -> list[SuggestionRow]:
     """`tian predict` rows for texts, with explanations under ``"why"``."""
     from model.suggest import suggest
 
@@ -172,7 +176,7 @@ def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def vectors_for(session: Session, encoder: Any, props: Sequence[Proposal]) -> np.ndarray:
+def vectors_for(session: Session, encoder: TextEncoder, props: Sequence[Proposal]) -> np.ndarray:
     """Passage vectors for proposals, encoding only those not cached for this encoder/text."""
     cached = {
         e.proposal_id: e
@@ -217,7 +221,11 @@ def vectors_for(session: Session, encoder: Any, props: Sequence[Proposal]) -> np
 
 
 def find_duplicates(
-    factory: sessionmaker[Session], encoder: Any, year: int, *, threshold: float | None = None
+    factory: sessionmaker[Session],
+    encoder: TextEncoder,
+    year: int,
+    *,
+    threshold: float | None = None,
 ) -> dict[str, int]:
     """Recompute the year's likely duplicate pairs (also against earlier years) and groups.
 
@@ -280,7 +288,9 @@ def find_duplicates(
 # Topics
 
 
-def match_year_topics(factory: sessionmaker[Session], encoder: Any, year: int) -> dict[str, int]:
+def match_year_topics(
+    factory: sessionmaker[Session], encoder: TextEncoder, year: int
+) -> dict[str, int]:
     """Recompute topic matches of the year's proposals against the year's reference topics."""
     from model.topics import Topic as ModelTopic
     from model.topics import match_topics

@@ -73,11 +73,16 @@ DOCS_PAGE = """<!doctype html>
 """
 
 
-def build_state(settings: Settings) -> AppState:
-    """Open the database (migrated to the newest schema) and prepare the model runtime."""
+def build_state(settings: Settings, *, migrate: bool = True) -> AppState:
+    """Open the database (migrated to the newest schema) and prepare the model runtime.
+
+    ``migrate=False`` in the worker processes of ``tian serve --workers N``: the parent
+    migrated once before starting them (N workers migrating at once would race).
+    """
     private_dir(settings.data_dir)  # names and password hashes live here: 0700
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    if migrate:
+        upgrade(engine)
     factory = make_session_factory(engine)
     jobs = JobRunner(factory, background=settings.background_jobs)
     jobs.start()  # jobs of a process that died are reported as interrupted
@@ -92,14 +97,25 @@ def build_state(settings: Settings) -> AppState:
     )
 
 
-def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
+def create_worker_app() -> FastAPI:
+    """The app of one worker process of ``tian serve --workers N`` (uvicorn ``--factory``).
+
+    Settings come from the ``TIAN_*`` variables the parent set; the parent has migrated the
+    schema and done the start-up work, so a worker (or one uvicorn restarts) only serves.
+    """
+    return create_app(Settings(), migrate=False)
+
+
+def create_app(
+    settings: Settings | None = None, *, load_model: bool = True, migrate: bool = True
+) -> FastAPI:
     """Build the app. The database and model are opened when the app starts (lifespan)."""
     settings = settings or Settings()
     secret = settings.resolved_secret_key()  # refuse an unsafe key before serving anything
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = build_state(settings)
+        state = build_state(settings, migrate=migrate)
         if load_model:
             state.runtime.start()
         app.state.tian = state

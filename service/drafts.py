@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -21,6 +21,9 @@ from sqlalchemy.orm import Session
 
 from service.models import DuplicateGroup, Embedding, Proposal, Topic
 from service.state import AppState
+
+if TYPE_CHECKING:  # types only: loading them at import would pull in the model stack
+    from model.encoder import TextEncoder
 
 log = logging.getLogger("tian.service.drafts")
 
@@ -95,7 +98,7 @@ def _past_vectors(session: Session, encoder_name: str) -> tuple[list[int], np.nd
 
 
 def _similar(
-    session: Session, encoder: Any, title: str, content: str, vector: np.ndarray
+    session: Session, encoder: TextEncoder, title: str, content: str, vector: np.ndarray
 ) -> list[dict[str, Any]]:
     from model.draft_check import rank_similar
 
@@ -145,7 +148,7 @@ def _similar(
     return out
 
 
-def _topic_vectors(encoder: Any, year: int, topics: list[Topic]) -> np.ndarray:
+def _topic_vectors(encoder: TextEncoder, year: int, topics: list[Topic]) -> np.ndarray:
     # Topics change once a year: encode them once per encoder and list, not per check.
     key = (encoder.name, year, "\n".join(t.topic for t in topics))
     with _cache_lock:
@@ -159,7 +162,9 @@ def _topic_vectors(encoder: Any, year: int, topics: list[Topic]) -> np.ndarray:
     return hit
 
 
-def _topics(session: Session, encoder: Any, text: str, vector: np.ndarray) -> dict[str, Any]:
+def _topics(
+    session: Session, encoder: TextEncoder, text: str, vector: np.ndarray
+) -> dict[str, Any]:
     from model.topics import Topic as ModelTopic
     from model.topics import match_topics
 
@@ -168,6 +173,11 @@ def _topics(session: Session, encoder: Any, text: str, vector: np.ndarray) -> di
         return {"year": None, "matches": [], "no_topic": None}
     topics = list(session.scalars(select(Topic).where(Topic.year == year).order_by(Topic.id)))
     t_vecs = _topic_vectors(encoder, int(year), topics)
+    # The score ranks the draft among the year's proposals for each topic (rank_in_topic):
+    # pass theirs as context, or a lone draft would be every topic's best match.
+    ids, matrix = _past_vectors(session, encoder.name)
+    year_ids = set(session.scalars(select(Proposal.id).where(Proposal.year == year)))
+    context = matrix[[n for n, i in enumerate(ids) if i in year_ids]] if ids else None
     match = match_topics(
         ["draft"],
         [text],
@@ -175,6 +185,7 @@ def _topics(session: Session, encoder: Any, text: str, vector: np.ndarray) -> di
         [ModelTopic(str(i), t.topic) for i, t in enumerate(topics)],
         t_vecs,
         top_k=TOPICS_K,
+        context_vectors=context,
     )[0]
     return {
         "year": int(year),

@@ -18,6 +18,13 @@ the only write lock for its whole transaction, so a progress write from inside i
 wait for the import to end. Jobs running in this process are answered from memory (always
 current); the rows are what other workers and later restarts see.
 
+Several processes (``tian serve --workers N`` on PostgreSQL) share the table: each one's
+heartbeat thread also sweeps the rows of the others every :data:`HEARTBEAT_S`, so a job whose
+worker was killed is reported ``interrupted`` while the service runs, not only at the next
+start. Analyses are one at a time across all processes too: on PostgreSQL a job of an
+:data:`EXCLUSIVE` kind holds a session advisory lock while it runs (the server drops it when
+the holder dies, so a killed worker never leaves it taken).
+
 Statuses: ``queued``, ``running``, ``done``, ``failed``, ``interrupted``.
 """
 
@@ -30,13 +37,15 @@ import secrets
 import socket
 import threading
 import traceback
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.models import JobRecord, utcnow
@@ -57,6 +66,9 @@ _SAVE_EVERY_S = 0.5
 # Threads per kind; every other kind shares one thread. More import threads than one user may
 # have jobs (MAX_ACTIVE_PER_USER), so one user's slow files never hold up everyone's imports.
 _LANES = {"import": MAX_ACTIVE_PER_USER + 1}
+# Kinds that run one at a time across every process (two analyses of a year must not race).
+EXCLUSIVE = frozenset({"analysis"})
+WAITING = "等待其他正在进行的分析完成"
 INTERNAL_ERROR = "任务因内部错误失败，没有保存不完整的结果；详情见服务器日志"
 INTERRUPTED = {
     "import": "服务在导入过程中重启或停止，文件未导入（没有保存任何内容）；请重新上传文件",
@@ -198,15 +210,22 @@ class JobRunner:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
-            try:
-                with self.factory() as session, session.begin():
-                    session.execute(
-                        update(JobRecord)
-                        .where(JobRecord.worker == self.worker, JobRecord.status.in_(ACTIVE))
-                        .values(heartbeat_at=utcnow())
-                    )
-            except Exception as exc:  # a busy database must not stop the heartbeat thread
-                log.warning("job heartbeat failed: %s", type(exc).__name__)
+            self.beat_once()
+
+    def beat_once(self) -> None:
+        """Refresh this process's heartbeats, then report other workers' dead jobs."""
+        try:
+            with self.factory() as session, session.begin():
+                session.execute(
+                    update(JobRecord)
+                    .where(JobRecord.worker == self.worker, JobRecord.status.in_(ACTIVE))
+                    .values(heartbeat_at=utcnow())
+                )
+            # Not only at start-up: with several workers, a killed one is not restarted
+            # by anyone who would run recover() for it.
+            self.recover(starting=False)
+        except Exception as exc:  # a busy database must not stop the heartbeat thread
+            log.warning("job heartbeat failed: %s", type(exc).__name__)
 
     def abandoned(self, row: JobRecord, *, starting: bool = False) -> bool:
         """Whether an active job's worker is gone (a dead process here, or no heartbeat).
@@ -227,14 +246,17 @@ class JobRunner:
         beat = _aware(row.heartbeat_at or row.created_at)
         return beat is None or (utcnow() - beat).total_seconds() > stale
 
-    def recover(self) -> int:
-        """Mark every abandoned queued or running job as interrupted; returns how many."""
+    def recover(self, *, starting: bool = True) -> int:
+        """Mark every abandoned queued or running job as interrupted; returns how many.
+
+        ``starting`` as in :meth:`abandoned` (True at start-up, False for the periodic sweep).
+        """
         with self.factory() as session:
             rows = list(session.scalars(select(JobRecord).where(JobRecord.status.in_(ACTIVE))))
-            ids = [r.id for r in rows if self.abandoned(r, starting=True)]
+            ids = [r.id for r in rows if self.abandoned(r, starting=starting)]
         if ids:
             self._mark_interrupted(select(JobRecord).where(JobRecord.id.in_(ids)))
-            log.warning("%d job(s) were interrupted by a restart: %s", len(ids), ids)
+            log.warning("%d job(s) were interrupted (worker gone): %s", len(ids), ids)
         return len(ids)
 
     def _mark_interrupted(self, query: Any) -> None:
@@ -311,7 +333,8 @@ class JobRunner:
             self._live[job.id] = job
         self._save(job, started=True)
         try:
-            job.result = fn(job) or {}
+            with self._exclusive(job):
+                job.result = fn(job) or {}
             job.status = "done"
         except Exception as exc:
             job.status = "failed"
@@ -333,6 +356,32 @@ class JobRunner:
             finally:
                 with self._lock:
                     self._live.pop(job.id, None)
+
+    @contextmanager
+    def _exclusive(self, job: Job) -> Iterator[None]:
+        """Hold the kind's cluster-wide lock while ``job`` runs (PostgreSQL; see module doc).
+
+        SQLite serves one process (``tian serve`` refuses several workers on it), where the
+        kind's single-thread lane already keeps analyses apart.
+        """
+        bind = self.factory.kw.get("bind")
+        if job.kind not in EXCLUSIVE or bind is None or bind.dialect.name != "postgresql":
+            yield
+            return
+        key = zlib.crc32(f"tian-job:{job.kind}".encode())
+        # A connection of its own, outside any transaction the job opens: the lock is held
+        # for the connection's life, and the server releases it if this process dies.
+        with bind.connect() as conn:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            if not got:
+                job.progress(job.done, message=WAITING)
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()  # end the implicit transaction; the session lock stays
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
     def _progress(self, job: Job, changed: bool) -> None:
         with self._lock:

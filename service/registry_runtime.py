@@ -12,7 +12,10 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # types only: loading them at import would pull in the model stack
+    from model.bundle import Classifier
 
 log = logging.getLogger("tian.service.models")
 
@@ -44,7 +47,7 @@ class LiveModel:
     kind: str
     path: Path
     manifest: dict[str, Any]
-    classifier: Any
+    classifier: Classifier
     explainer: Any | None = field(default=None, repr=False)
 
     def explain(self, text: str, head: str, label: str, top_n: int = 8) -> list[tuple[str, float]]:

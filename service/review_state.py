@@ -9,7 +9,7 @@ decided no longer needs a look, so a reviewed proposal is never 需人工判断.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 JOINT_HEADS = ("category", "main_unit")
@@ -28,7 +28,7 @@ REASON_TEXT = {
 }
 
 
-def joint_confidence(suggestion: dict[str, Any] | None) -> float | None:
+def joint_confidence(suggestion: Mapping[str, Any] | None) -> float | None:
     """Calibrated probability that every head's top suggestion is right, or None."""
     if not suggestion:
         return None
@@ -44,7 +44,7 @@ def joint_confidence(suggestion: dict[str, Any] | None) -> float | None:
     return out
 
 
-def open_flags(suggestion: dict[str, Any] | None, decided: Collection[str]) -> list[str]:
+def open_flags(suggestion: Mapping[str, Any] | None, decided: Collection[str]) -> list[str]:
     """Reasons a person should still look at the suggestion (codes), given decided fields."""
     if not suggestion:
         return []

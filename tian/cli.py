@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "compare",
     "export_training",
     "check_draft",
+    "fit",
 )
 
 

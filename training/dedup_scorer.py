@@ -14,24 +14,25 @@ Labelled pairs come from:
   are on the same policy matter), so it gets a twentieth of the real set's weight: enough
   to carry the proposals' register, too little to decide the weights;
 - an office's own 并案 decisions can be labelled the same way (id_a, id_b, label) and
-  passed with `--pairs` together with the messages file they refer to.
+  passed with `tian fit dedup-scorer --pairs P --messages FILE`, FILE being the proposals
+  (or messages) file the ids refer to.
 
 The fit is a logistic regression on standardised features. Its flag threshold is chosen on
 out-of-fold scores of the real pairs (`choose_threshold`): the lowest that keeps precision at
 0.9 and leaves 90% of the related-but-different pairs unflagged; the recall it gives is
 recorded with it.
 
-Usage:
-    python -m training.dedup_scorer --teddy DIR --demo data/demo --cache .cache/dedup \
-        --out model/dedup_calibration.json
+The command line is `tian fit dedup-scorer` (tian/commands/fit.py); this module holds the
+plain functions it calls (`fit_dedup_scorer`). The shipped file is refitted with:
+
+    tian fit dedup-scorer --teddy DIR --demo data/demo --out model/dedup_calibration.json
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,19 @@ DEFAULT_C = 10.0
 DEFAULT_PRECISION = 0.9
 DEFAULT_RELATED_BELOW = 0.9
 DEMO_WEIGHT = 0.05
+FOLDS = 5
 HARD_PAIRS = Path(__file__).resolve().parents[1] / "benchmarks" / "dedup_hard_pairs.csv"
 
 LabelledPair = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class PairTexts:
+    """The texts the labelled pair ids refer to: a whole file, in its row order."""
+
+    ids: list[str]
+    titles: list[str]
+    contents: list[str]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -78,6 +89,25 @@ def read_messages(path: Path | str) -> tuple[list[str], list[str], list[str]]:
             titles.append((row.get("title") or "").strip())
             contents.append((row.get("content") or "").replace("_x000D_", "\n").strip())
     return ids, titles, contents
+
+
+def read_pair_texts(path: Path | str, *, raw_messages: bool = False) -> PairTexts:
+    """The texts of a proposals file (CSV, XLSX or JSONL, read as `tian dedup --data` reads it).
+
+    With `raw_messages` the file is a Teddy messages CSV read verbatim (`read_messages`), as
+    the shipped calibration was fitted; otherwise `model.records.read_proposals` reads it, so
+    the features are those the pipeline computes on the same file.
+    """
+    if raw_messages:
+        return PairTexts(*read_messages(path))
+    from model.records import read_proposals
+
+    records = read_proposals(path)
+    return PairTexts(
+        [str(r.id) for r in records],
+        [r.title or "" for r in records],
+        [r.content or "" for r in records],
+    )
 
 
 def cached_vectors(
@@ -119,14 +149,34 @@ def pairs_pool(
     The corpus statistics (rarity, TF-IDF) are those of the whole file, as `tian dedup
     --data FILE --pairs P` computes them.
     """
-    ids, titles, contents = read_messages(messages)
+    return texts_pool(
+        read_pair_texts(messages, raw_messages=True),
+        pairs,
+        encoder,
+        cache,
+        progress=progress,
+        source=str(messages),
+    )
+
+
+def texts_pool(
+    texts: PairTexts,
+    pairs: Sequence[LabelledPair],
+    encoder: Any,
+    cache: Path | str | None,
+    *,
+    progress: bool = False,
+    source: str = "messages",
+) -> DedupPool:
+    """A pool over all of `texts`; only the texts of `pairs` are encoded (see `pairs_pool`)."""
+    ids, titles, contents = texts.ids, texts.titles, texts.contents
     need = {x for a, b, _ in pairs for x in (a, b)}
     unknown = sorted(need - set(ids))
     if unknown:
-        raise ValueError(f"{messages}: {len(unknown)} pair ids not found, e.g. {unknown[:3]}")
+        raise ValueError(f"{source}: {len(unknown)} pair ids not found, e.g. {unknown[:3]}")
     rows = [i for i, x in enumerate(ids) if x in need]
-    texts = [f"{titles[i]}\n{contents[i]}".strip() for i in rows]
-    vecs = cached_vectors(encoder, [ids[i] for i in rows], texts, cache, progress=progress)
+    joined = [f"{titles[i]}\n{contents[i]}".strip() for i in rows]
+    vecs = cached_vectors(encoder, [ids[i] for i in rows], joined, cache, progress=progress)
     full = np.zeros((len(ids), vecs.shape[1]), dtype=np.float32)
     full[rows] = vecs
     return build_pool(ids, titles, contents, full)
@@ -206,7 +256,7 @@ def out_of_fold(
     features: np.ndarray,
     labels: np.ndarray,
     *,
-    folds: int = 5,
+    folds: int = FOLDS,
     seed: int = 0,
     c: float = DEFAULT_C,
     extra: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
@@ -269,60 +319,67 @@ def demo_weights(n_demo: int, n_real: int) -> np.ndarray:
     return np.full(n_demo, DEMO_WEIGHT * n_real / max(n_demo, 1))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--teddy", type=Path, required=True, help="folder of hot_messages.csv")
-    parser.add_argument("--pairs", type=Path, default=HARD_PAIRS, help="labelled pairs CSV")
-    parser.add_argument("--demo", type=Path, help="demo folder (proposals.csv, duplicates.csv)")
-    parser.add_argument("--cache", type=Path, default=Path(".cache/dedup"))
-    parser.add_argument("--base-model", help="encoder (default e5-small)")
-    parser.add_argument("--precision", type=float, default=DEFAULT_PRECISION)
-    parser.add_argument("--c", type=float, default=DEFAULT_C)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+def fit_dedup_scorer(
+    pairs: Sequence[LabelledPair],
+    texts: PairTexts,
+    encoder: Any,
+    *,
+    cache: Path | str | None = None,
+    demo: Path | str | None = None,
+    c: float = DEFAULT_C,
+    precision: float = DEFAULT_PRECISION,
+    progress: bool = False,
+    fitted_on: str = "labelled pairs",
+    cache_name: str = "pairs",
+) -> DedupCalibration:
+    """Fit the duplicate scorer on labelled `pairs` of `texts` (plus the demo, if given).
 
-    from model.encoder import load_encoder
-
-    encoder = load_encoder(args.base_model)
-    pairs = read_labelled_pairs(args.pairs)
-    pool = pairs_pool(
-        args.teddy / "hot_messages.csv", pairs, encoder, args.cache / "hot_messages", progress=True
+    The threshold is chosen on out-of-fold scores of `pairs` (`choose_threshold`); the demo
+    pairs, down-weighted to `DEMO_WEIGHT`, only join each fold's training side. Vectors are
+    cached under `cache`/`cache_name` and `cache`/demo. `info` of the result records the counts,
+    `c`, the threshold rule and the out-of-fold recall at the threshold.
+    """
+    if not pairs:
+        raise ValueError("no labelled pairs")
+    cache = Path(cache) if cache is not None else None
+    pool = texts_pool(
+        texts, pairs, encoder, cache / cache_name if cache else None, progress=progress
     )
     x, y = pair_matrix(pool, pairs)
+    # The threshold is chosen on stratified 5-fold scores: each class needs a pair per fold.
+    n_dup = int(y.sum())
+    if min(n_dup, len(y) - n_dup) < FOLDS:
+        raise ValueError(
+            f"{len(y)} labelled pairs, {n_dup} of them duplicates: need at least {FOLDS} "
+            f"duplicate and {FOLDS} related or unrelated pairs"
+        )
     blocks = [(x, y, np.ones(len(y)))]
     info: dict[str, Any] = {"real_pairs": int(len(y)), "real_duplicates": int(y.sum())}
     extra = None
-    if args.demo is not None:
-        records, group = read_demo(args.demo)
-        dpool, dpairs = demo_pairs(records, group, encoder, args.cache / "demo")
+    if demo is not None:
+        records, group = read_demo(demo)
+        dpool, dpairs = demo_pairs(records, group, encoder, cache / "demo" if cache else None)
         dx, dy = pair_matrix(dpool, dpairs)
         extra = (dx, dy, demo_weights(len(dy), len(y)))
         blocks.append(extra)
         info.update(demo_pairs=int(len(dy)), demo_duplicates=int(dy.sum()))
-    oof = out_of_fold(x, y, c=args.c, extra=extra)
+    oof = out_of_fold(x, y, c=c, extra=extra)
     related = np.array([label == "related" for _, _, label in pairs])
-    threshold, recall = choose_threshold(oof, y, related, precision=args.precision)
+    threshold, recall = choose_threshold(oof, y, related, precision=precision)
     info.update(
-        fitted_on="hand-labelled real pairs (docs/duplicate_labelling.md) + demo planted groups",
-        c=args.c,
+        fitted_on=fitted_on + (" + demo planted groups" if demo is not None else ""),
+        c=c,
         threshold_rule=(
-            f"lowest out-of-fold threshold with precision >= {args.precision} and "
+            f"lowest out-of-fold threshold with precision >= {precision} and "
             f"{DEFAULT_RELATED_BELOW:.0%} of related pairs below it"
         ),
         out_of_fold_recall_at_threshold=round(recall, 4),
     )
-    cal = fit_scorer(
+    return fit_scorer(
         np.vstack([b[0] for b in blocks]),
         np.concatenate([b[1] for b in blocks]),
-        c=args.c,
+        c=c,
         weights=np.concatenate([b[2] for b in blocks]),
         threshold=threshold,
         info=info,
     )
-    cal.save(args.out)
-    print(f"threshold {threshold:.4f} (out-of-fold recall {recall:.3f}); wrote {args.out}")  # noqa: T201
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,17 +12,12 @@ without a proposal where the answer key has 13), so the cut-off is fitted separa
   then by the lower cut-off.
 
 The fitted value is written into `model/topic_calibration.json` (with the weights it belongs
-to and the figures measured here), which `model.topics` loads as its defaults.
-
-    python -m training.topic_cutoff --demo data/demo [--year 2024] [--out model/topic_calibration.json]
+to, the in-sample figures and out-of-fold figures from `out_of_fold_figures`), which
+`model.topics` loads as its defaults. Run by `tian fit topic-cutoff --demo data/demo`.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,73 +100,68 @@ def top_k_scores(probs: np.ndarray, k: int = TOP_K) -> np.ndarray:
     return out
 
 
-def demo_scores(folder: Path, encoder: Any, year: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Scores (top-k kept) and the answer-key matrix of the demo year; also the topic count."""
-    from model.records import read_proposals
-    from model.topics import DEFAULT_WEIGHTS, lexical_similarity, read_topics, topic_features
+def out_of_fold_figures(data: Any, *, folds: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Detection figures where no proposal's own answers were seen in fitting.
 
-    recs = [p for p in read_proposals(folder / "proposals.csv") if p.year == year]
-    topics = read_topics(folder / f"topics_{year}.csv")
-    answers: dict[str, set[str]] = defaultdict(set)
-    with open(folder / "topic_answers.csv", encoding="utf-8-sig", newline="") as fh:
-        for row in csv.DictReader(fh):
-            answers[row["id"]].add(row["topic_id"])
-    texts = [p.text for p in recs]
-    pv = encoder.encode(texts, kind="passage")
-    tv = encoder.encode([t.topic for t in topics], kind="query")
-    feats = topic_features(pv @ tv.T, lexical_similarity(texts, [t.topic for t in topics]))
-    z = feats @ np.asarray(DEFAULT_WEIGHTS.coef) + DEFAULT_WEIGHTS.intercept
-    probs = 1 / (1 + np.exp(-np.clip(z, -50, 50)))
-    truth = np.array(
-        [[t.topic_id in answers.get(p.id, set()) for t in topics] for p in recs], dtype=bool
-    )
-    return top_k_scores(probs), truth, len(topics)
+    Grouped K-fold over proposals: for each fold, the logistic weights and the cut-off are
+    fitted on the other folds' proposals (all their topic pairs) and applied to the held-out
+    proposals' top-k scores. The held-out decisions are pooled into one matrix, on which the
+    topic-level ("no proposal") and proposal-level ("no topic") figures are measured as
+    `cutoff_figures` does. The demo key is small: expect a few points of noise between seeds.
+    """
+    from training.topic_weights import apply_logistic, fit_logistic
+
+    truth = np.asarray(data.truth, dtype=bool)
+    n = truth.shape[0]
+    if n < folds:
+        raise ValueError(f"need at least {folds} proposals for {folds}-fold figures, got {n}")
+    order = np.random.RandomState(seed).permutation(n)
+    hits = np.zeros(truth.shape, dtype=np.float64)
+    for f in range(folds):
+        test = np.sort(order[f::folds])
+        train = np.setdiff1d(np.arange(n), test)
+        coef, intercept = fit_logistic(data.features[train], truth[train])
+        cut = fit_cutoff(
+            top_k_scores(apply_logistic(data.features[train], coef, intercept)), truth[train]
+        )["cutoff"]
+        held = top_k_scores(apply_logistic(data.features[test], coef, intercept))
+        hits[test] = held >= cut
+    fig = cutoff_figures(hits, truth, 0.5)
+    fig.pop("cutoff")
+    return {"folds": folds, "seed": seed, **fig}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Fit the cut-off on the demo answer key and write it next to the topic weights."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--demo", type=Path, required=True, help="demo folder (data/demo)")
-    parser.add_argument("--year", type=int, default=2024)
-    parser.add_argument("--base-model", default=None, help="encoder (default e5-small)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(__file__).parent.parent / "model" / "topic_calibration.json",
-    )
-    args = parser.parse_args(argv)
-    for name in ("proposals.csv", f"topics_{args.year}.csv", "topic_answers.csv"):
-        if not (args.demo / name).is_file():
-            parser.error(f"{args.demo / name}: no such file")
+def calibration_json(
+    weights: Any, data: Any, *, seeds: Sequence[int] = (0, 1, 2)
+) -> dict[str, Any]:
+    """The `model/topic_calibration.json` content for `weights`: the cut-off fitted on `data`
+    (in-sample), its figures, the figures at 0.5 and out-of-fold figures for a few seeds."""
+    from training.topic_weights import apply_logistic
 
-    from model.encoder import load_encoder
-    from model.topics import DEFAULT_WEIGHTS
-
-    scores, truth, n_topics = demo_scores(args.demo, load_encoder(args.base_model), args.year)
+    probs = apply_logistic(data.features, np.asarray(weights.coef), weights.intercept)
+    scores, truth = top_k_scores(probs), np.asarray(data.truth, dtype=bool)
     fitted = fit_cutoff(scores, truth)
-    at_half = cutoff_figures(scores, truth, 0.5)
-    data = {
-        "coef": list(DEFAULT_WEIGHTS.coef),
-        "intercept": DEFAULT_WEIGHTS.intercept,
+    n_p, n_t = truth.shape
+    return {
+        "coef": [float(c) for c in weights.coef],
+        "intercept": float(weights.intercept),
         "threshold": fitted["cutoff"],
         "info": {
-            **{k: v for k, v in DEFAULT_WEIGHTS.info.items() if k not in ("cutoff",)},
+            **{k: v for k, v in weights.info.items() if k != "cutoff"},
             "cutoff": {
-                "fitted_by": "python -m training.topic_cutoff --demo data/demo",
-                "fitted_on": f"demo {args.year}: {truth.shape[0]} proposals x {n_topics} topics, "
-                f"top {TOP_K} per proposal, answer key topic_answers.csv (in-sample)",
+                "fitted_by": "tian fit topic-cutoff --demo data/demo",
+                "fitted_on": f"{n_p} proposals x {n_t} topics, top {TOP_K} per proposal, "
+                "answer key topic_answers.csv (in-sample)",
                 "objective": "F1 of topics without a proposal, then of proposals without a topic",
                 "at_fitted": fitted,
-                "at_0.5": at_half,
+                "at_0.5": cutoff_figures(scores, truth, 0.5),
+                "out_of_fold": [out_of_fold_figures(data, seed=s) for s in seeds],
             },
         },
     }
-    # Atomic: the weights file is read when model.topics is imported; never leave half of one.
-    atomic_write_json(args.out, data)
-    print(json.dumps({"fitted": fitted, "at_0.5": at_half}, ensure_ascii=False, indent=2))  # noqa: T201
-    print(f"wrote {args.out}")  # noqa: T201
-    return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def write_calibration(path: Path, content: dict[str, Any]) -> None:
+    """Write the calibration JSON atomically: `model.topics` reads it at import time, so a
+    half-written file would break every import."""
+    atomic_write_json(path, content)

@@ -4,18 +4,15 @@ Reads a folder with `proposals.csv`, `topics_<year>.csv` (topic_id,topic) and
 `topic_answers.csv` (topic_id,id), as the demo in `data/demo` has. Every (proposal of that
 year, topic) pair is labelled 1 when the topic lists the proposal among its answers.
 
-Usage:
-    python -m training.topic_weights --demo data/demo --cache .cache/topics
+Run by `tian fit topic-weights --demo data/demo` (tian/commands/fit.py), which also refits
+the "no topic" cut-off for the new weights (training/topic_cutoff.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,87 +22,102 @@ from model.calibration import binary_calibration_error
 from model.records import read_proposals
 from training.dedup_scorer import cached_vectors
 
+DEFAULT_C = 1.0  # inverse L2 strength: the demo has ~90 positive pairs, keep the fit smooth
 
-def fit_topic_weights(
-    folder: Path | str, encoder: Any, cache: Path | None = None, *, year: int = 2024
-) -> tuple[Any, dict[str, float]]:
-    """Fit `model.topics.TopicWeights` on the demo topics.
 
-    Reads `topics_<year>.csv` (topic_id,topic) and `topic_answers.csv` (topic_id,id) from
-    the demo folder. Every (proposal of that year, topic) pair is labelled: 1 when the topic
-    lists the proposal among its answers. The logistic regression is fitted on standardised
-    features and folded back to raw-feature weights. Returns the weights and in-sample
-    figures.
+@dataclass(frozen=True)
+class TopicData:
+    """The labelled (proposal, topic) matrix of one year.
+
+    Attributes:
+        proposal_ids: the year's proposal ids, row order.
+        topic_ids: the year's topic ids, column order.
+        features: (n_proposals, n_topics, len(model.topics.TOPIC_FEATURES)).
+        truth: (n_proposals, n_topics) bool, True where the answer key pairs them.
     """
-    from sklearn.linear_model import LogisticRegression
 
-    from model.topics import TopicWeights, lexical_similarity, topic_features
+    proposal_ids: list[str]
+    topic_ids: list[str]
+    features: np.ndarray
+    truth: np.ndarray
+
+
+def load_topic_data(
+    folder: Path | str, encoder: Any, cache: Path | None = None, *, year: int = 2024
+) -> TopicData:
+    """Encode the year's proposals and topics of `folder` and build the labelled matrix."""
+    from model.topics import pair_features, read_topics
 
     folder = Path(folder)
     recs = [r for r in read_proposals(folder / "proposals.csv") if int(r.year or 0) == year]
-    with open(folder / f"topics_{year}.csv", encoding="utf-8-sig", newline="") as fh:
-        topics: list[dict[str, Any]] = [dict(row) for row in csv.DictReader(fh)]
-    answers: dict[str, list[str]] = defaultdict(list)
+    topics = read_topics(folder / f"topics_{year}.csv")
+    answers: dict[str, set[str]] = defaultdict(set)
     with open(folder / "topic_answers.csv", encoding="utf-8-sig", newline="") as fh:
         for row in csv.DictReader(fh):
-            answers[row["topic_id"]].append(row["id"])
-    for t in topics:
-        t["answered_by"] = answers.get(t["topic_id"], [])
+            answers[row["id"].strip()].add(row["topic_id"].strip())
     ids = [str(r.id) for r in recs]
     texts = [r.text for r in recs]
     pvecs = cached_vectors(encoder, ids, texts, cache / "demo" if cache else None)
-    tvecs = encoder.encode([t["topic"] for t in topics], kind="query")
-    feats = topic_features(pvecs @ tvecs.T, lexical_similarity(texts, [t["topic"] for t in topics]))
-    pos = {pid: i for i, pid in enumerate(ids)}
-    y = np.zeros(feats.shape[:2], dtype=int)
-    for j, t in enumerate(topics):
-        for pid in t.get("answered_by") or []:
-            if pid in pos:
-                y[pos[pid], j] = 1
-    x2, y2 = feats.reshape(-1, feats.shape[-1]), y.ravel()
-    mean, scale = x2.mean(axis=0), x2.std(axis=0)
+    tvecs = encoder.encode([t.topic for t in topics], kind="query")
+    feats = pair_features(texts, pvecs, [t.topic for t in topics], tvecs)
+    truth = np.array([[t.topic_id in answers.get(pid, set()) for t in topics] for pid in ids])
+    return TopicData(ids, [t.topic_id for t in topics], feats, truth.astype(bool))
+
+
+def fit_logistic(
+    features: np.ndarray, truth: np.ndarray, *, c: float = DEFAULT_C
+) -> tuple[np.ndarray, float]:
+    """Logistic regression of `truth` on `features` (any leading shape, last axis features).
+
+    Fitted on standardised features and folded back to raw-feature weights, so the shipped
+    JSON applies to `model.topics.topic_features` directly. Returns (coef, intercept).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(features, dtype=np.float64).reshape(-1, features.shape[-1])
+    y = np.asarray(truth, dtype=int).ravel()
+    if y.min() == y.max():
+        raise ValueError("topic answers need both answered and unanswered pairs to fit on")
+    mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    model = LogisticRegression(C=1.0, max_iter=2000).fit((x2 - mean) / scale, y2)
+    model = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y)
     coef = model.coef_[0] / scale
     intercept = float(model.intercept_[0] - np.sum(model.coef_[0] * mean / scale))
+    return coef, intercept
+
+
+def apply_logistic(features: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
+    """Probabilities of a fitted `fit_logistic` over `features` (same leading shape)."""
+    z = np.asarray(features, dtype=np.float64) @ np.asarray(coef) + intercept
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def fit_topic_weights(data: TopicData, *, c: float = DEFAULT_C) -> tuple[Any, dict[str, float]]:
+    """Fit `model.topics.TopicWeights` on a labelled matrix; also its in-sample figures.
+
+    The threshold is left at 0.5: the "no topic" cut-off depends on the weights and is
+    fitted afterwards by `training.topic_cutoff.fit_cutoff`.
+    """
+    from model.topics import TopicWeights
+
+    coef, intercept = fit_logistic(data.features, data.truth, c=c)
     weights = TopicWeights(
-        coef=tuple(round(float(c), 4) for c in coef),
+        coef=tuple(round(float(x), 4) for x in coef),
         intercept=round(intercept, 4),
         threshold=0.5,
-        info={"fitted_on": f"demo topics_{year}: {len(ids)} proposals x {len(topics)} topics"},
+        info={
+            "fitted_on": f"{len(data.proposal_ids)} proposals x {len(data.topic_ids)} topics",
+            "fitted_by": "tian fit topic-weights --demo data/demo",
+        },
     )
-    probs = 1 / (1 + np.exp(-(x2 @ coef + intercept)))
-    answered = y.sum(axis=1) > 0
-    top = np.argsort(-probs.reshape(y.shape), axis=1)
-    r1 = float(np.mean([y[i, top[i, 0]] for i in np.flatnonzero(answered)]))
-    r5 = float(np.mean([y[i, top[i, :5]].any() for i in np.flatnonzero(answered)]))
+    y = data.truth
+    probs = apply_logistic(data.features, np.asarray(weights.coef), weights.intercept)
+    answered = np.flatnonzero(y.any(axis=1))
+    top = np.argsort(-probs, axis=1)
     figures = {
         "positives": int(y.sum()),
-        "recall@1": r1,
-        "recall@5": r5,
-        "ece": binary_calibration_error(probs, y2, n_bins=10),
+        "recall@1": float(np.mean([y[i, top[i, 0]] for i in answered])),
+        "recall@5": float(np.mean([y[i, top[i, :5]].any() for i in answered])),
+        "ece": binary_calibration_error(probs.ravel(), y.ravel().astype(int), n_bins=10),
     }
     return weights, figures
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Fit the weights on the demo topics and print them with in-sample figures."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--demo", type=Path, required=True, help="folder with the topic files")
-    parser.add_argument("--cache", type=Path, help="folder for cached vectors")
-    parser.add_argument("--base-model", default=None, help="encoder (default e5-small)")
-    parser.add_argument("--year", type=int, default=2024)
-    args = parser.parse_args(argv)
-
-    from model.encoder import load_encoder
-
-    weights, figures = fit_topic_weights(
-        args.demo, load_encoder(args.base_model), args.cache, year=args.year
-    )
-    print(json.dumps(figures))  # noqa: T201
-    print(f"DEFAULT_WEIGHTS = {weights!r}")  # noqa: T201
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

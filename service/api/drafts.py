@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from service.deps import CurrentUser, SessionDep, StateDep
 from service.drafts import MAX_CONTENT, MAX_TITLE, DraftError, check_draft
+from service.schemas import DraftCheckOut
 
 router = APIRouter(prefix="/api/drafts", tags=["drafts"])
 
@@ -20,7 +21,7 @@ class DraftIn(BaseModel):
     content: str = Field(default="", max_length=MAX_CONTENT)
 
 
-@router.post("/check")
+@router.post("/check", response_model=DraftCheckOut, response_model_exclude_unset=True)
 def check(body: DraftIn, state: StateDep, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """Form remarks, similar proposals (year, 案由, unit, state), topics, category and unit.
 

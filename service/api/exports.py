@@ -10,9 +10,10 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from service.api.common import YearPath
 from service.deps import CurrentUser, SessionDep
 from service.exporter import assignments_xlsx, training_file
+from service.queries import YearPath
+from service.schemas import file_response
 
 router = APIRouter(prefix="/api/exports", tags=["exports"])
 
@@ -23,14 +24,30 @@ def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
 
 
-@router.get("/{year}/assignments.xlsx", response_class=Response)
+@router.get(
+    "/{year}/assignments.xlsx",
+    response_class=Response,
+    responses=file_response(XLSX, "the 交办 list as an Excel workbook"),
+)
 def export_assignments(year: YearPath, session: SessionDep, user: CurrentUser) -> Response:
     """The year's 交办 list: proposal, category, main unit, co-units, merge group, status."""
     data = assignments_xlsx(session, year)
     return Response(data, media_type=XLSX, headers=_attachment(f"{year}年交办清单.xlsx"))
 
 
-@router.get("/{year}/training.{fmt}", response_class=Response)
+@router.get(
+    "/{year}/training.{fmt}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+            "description": "reviewed labels as CSV or JSON lines",
+        }
+    },
+)
 def export_training(
     year: YearPath, fmt: Literal["csv", "jsonl"], session: SessionDep, user: CurrentUser
 ) -> Response:

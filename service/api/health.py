@@ -7,17 +7,22 @@ from fastapi.responses import JSONResponse
 
 from service.db import ping
 from service.deps import StateDep
+from service.schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthOut)
 def healthz() -> dict[str, str]:
     """Always ok while the process serves requests."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "the database does not answer"}},
+)
 def readyz(state: StateDep) -> JSONResponse:
     """503 until the database answers; reports the live model or that none is deployed."""
     db_ok = ping(state.engine)

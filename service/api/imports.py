@@ -2,120 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from service.api.common import YearQuery
 from service.deps import CurrentUser, SessionDep, StateDep, WriterUser
-from service.importer import ImportRejected, import_file
+from service.importer import ImportRejected
 from service.jobs import Job
 from service.models import ImportBatch
-from service.state import AppState
+from service.queries import YearQuery, queue_analysis, rejection, run_import, submit_import
+from service.schemas import ImportBatchOut, ImportOut, ImportRejectedOut, JobOut, JobQueued
 from service.uploads import save_upload
 
 router = APIRouter(prefix="/api", tags=["imports"])
 
 
-def model_labels(state: AppState) -> dict[str, list[str]]:
-    """The live model's label sets (empty without a live model)."""
-    live = state.runtime.current
-    labels = getattr(live.classifier, "labels", None) if live is not None else None
-    return dict(labels) if isinstance(labels, dict) else {}
-
-
-def run_import(
-    state: AppState, path: Path, name: str, user_id: int, year: int | None, update: bool, job: Job
-) -> dict[str, Any]:
-    """The import job: store the file, then queue the follow-up analysis. Removes ``path``."""
-    try:
-        result = import_file(
-            state.factory,
-            path,
-            file_name=name,
-            user_id=user_id,
-            default_year=year,
-            update=update,
-            progress=lambda done, total, msg: job.progress(done, total, msg),
-            known_labels=model_labels(state),
-            timeout_s=state.settings.import_timeout_s,
-            memory_mb=state.settings.import_memory_mb,
-            job_id=job.id if job.id > 0 else None,
-        )
-    except ImportRejected as exc:
-        job.result = rejection(exc)
-        raise
-    finally:
-        path.unlink(missing_ok=True)
-    out = result.to_dict()
-    if result.changed_ids:
-        # The follow-up is the system's, not the user's: it never counts against their limit.
-        out["analysis_job"] = queue_analysis(
-            state, result.years, result.changed_ids, limited=False
-        ).id
-    return out
-
-
-def queue_analysis(
-    state: AppState,
-    years: list[int],
-    ids: list[int] | None,
-    *,
-    owner_id: int | None = None,
-    limited: bool = True,
-) -> Job:
-    """Queue suggestions, duplicates and topics for ``years`` (after an import or promotion).
-
-    A reviewer's own request counts against their job limit (429 past it); the analysis an
-    import queues for itself (``limited=False``) does not.
-    """
-    from service.analysis import analyse
-
-    def work(job: Job) -> dict[str, Any]:
-        return analyse(
-            state.factory,
-            state.runtime,
-            state.encoders,
-            years=years,
-            proposal_ids=ids,
-            threshold=state.settings.dedup_threshold,
-            job=job,
-        )
-
-    return state.jobs.submit("analysis", work, owner_id, limited=limited)
-
-
-def rejection(exc: ImportRejected) -> dict[str, Any]:
-    """The body of a 422 and the ``result`` of a rejected import job (Chinese messages)."""
-    return {
-        "detail": exc.user_message,
-        "code": "import_rejected",
-        "file_name": exc.file_name,
-        "errors": [i.to_dict() for i in exc.issues],
-        "more_errors": exc.more,
-    }
-
-
-def submit_import(
-    state: AppState, path: Path, name: str, user_id: int, year: int | None, update: bool
-) -> Job:
-    """Queue an import job (429 past the user's job limit; the upload is then removed)."""
-    try:
-        return state.jobs.submit(
-            "import", lambda j: run_import(state, path, name, user_id, year, update, j), user_id
-        )
-    except HTTPException:
-        path.unlink(missing_ok=True)
-        raise
-
-
 @router.post(
     "/imports",
+    response_model=ImportOut,
+    status_code=201,
     responses={
-        422: {"description": "rejected: row-level errors"},
+        200: {"model": ImportOut, "description": "nothing new: every row was already stored"},
+        202: {"model": JobQueued, "description": "wait=false: the job to poll"},
+        422: {"model": ImportRejectedOut, "description": "rejected: row-level errors"},
         429: {"description": "too many jobs queued or running for this user"},
     },
 )
@@ -170,7 +81,7 @@ async def create_import(
     return JSONResponse(out, status_code=201 if out["added"] or out["updated"] else 200)
 
 
-@router.get("/imports")
+@router.get("/imports", response_model=list[ImportBatchOut], response_model_exclude_unset=True)
 def list_imports(session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
     """Accepted imports, newest first."""
     rows = session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(200))
@@ -189,7 +100,7 @@ def list_imports(session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]
     ]
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_unset=True)
 def get_job(job_id: int, state: StateDep, user: CurrentUser) -> dict[str, Any]:
     """Progress of a background job (imports, analysis); kept in the database.
 
@@ -201,7 +112,13 @@ def get_job(job_id: int, state: StateDep, user: CurrentUser) -> dict[str, Any]:
     return job.to_dict()
 
 
-@router.post("/analyse", status_code=202, responses={429: {"description": "too many jobs"}})
+@router.post(
+    "/analyse",
+    status_code=202,
+    response_model=JobQueued,
+    response_model_exclude_unset=True,
+    responses={429: {"description": "too many jobs"}},
+)
 def analyse_year(year: YearQuery, state: StateDep, user: WriterUser) -> dict[str, Any]:
     """Recompute missing suggestions, duplicates and topics of a year."""
     job = queue_analysis(state, [year], None, owner_id=user.id)

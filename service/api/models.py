@@ -13,11 +13,13 @@ from starlette.concurrency import run_in_threadpool
 
 from service.deps import AdminUser, CurrentUser, StateDep
 from service.registry_runtime import ModelUnavailable, UnknownModel
+from service.schemas import LiveModelOut, ModelsOut
+from service.state import AppState
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
-def _live(state: Any) -> dict[str, Any]:
+def _live(state: AppState) -> dict[str, Any]:
     live = state.runtime.current
     return {
         "live": live.version if live else None,
@@ -32,7 +34,7 @@ def _error(status: int, exc: ModelUnavailable) -> HTTPException:
     return HTTPException(status, {"code": exc.code, "message": str(exc)})
 
 
-@router.get("")
+@router.get("", response_model=ModelsOut, response_model_exclude_unset=True)
 def list_models(state: StateDep, user: CurrentUser) -> dict[str, Any]:
     """Bundles in the registry (newest first) and the model loaded now."""
     note: str | None = None
@@ -43,7 +45,7 @@ def list_models(state: StateDep, user: CurrentUser) -> dict[str, Any]:
     return {**_live(state), "bundles": bundles, "registry_notice": note}
 
 
-@router.post("/{version}/promote")
+@router.post("/{version}/promote", response_model=LiveModelOut, response_model_exclude_unset=True)
 async def promote(version: str, state: StateDep, user: AdminUser) -> dict[str, Any]:
     """Load ``version`` fully, then swap it in; the previous model stays for rollback."""
     try:
@@ -55,7 +57,7 @@ async def promote(version: str, state: StateDep, user: AdminUser) -> dict[str, A
     return _live(state)
 
 
-@router.post("/rollback")
+@router.post("/rollback", response_model=LiveModelOut, response_model_exclude_unset=True)
 async def rollback(state: StateDep, user: AdminUser) -> dict[str, Any]:
     """Back to the previously live model."""
     try:

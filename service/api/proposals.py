@@ -8,25 +8,30 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from service.analysis import pairs_touching
-from service.api.common import YearPath, YearQuery, get_proposal
 from service.deps import CurrentUser, SessionDep, WriterUser
-from service.models import Decision, Proposal, Topic, TopicMatch
+from service.models import Decision
+from service.queries import YearPath, YearQuery, duplicates_of, get_proposal, proposal_detail
 from service.review import (
     SORTS,
     DecisionError,
     StaleDecision,
     decision_dict,
-    latest_suggestions,
     queue,
     record_decision,
     views,
+)
+from service.schemas import (
+    DecisionMade,
+    DecisionOut,
+    ProposalDetail,
+    ProposalDuplicates,
+    ProposalList,
 )
 
 router = APIRouter(prefix="/api/proposals", tags=["proposals"])
 
 
-@router.get("")
+@router.get("", response_model=ProposalList, response_model_exclude_unset=True)
 def list_proposals(
     session: SessionDep,
     user: CurrentUser,
@@ -71,75 +76,15 @@ def _brief(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def proposal_detail(session: Any, p: Proposal) -> dict[str, Any]:
-    """Everything the proposal page shows (no proposer: personal data stays in the database)."""
-    view = views(session, [p])[0].to_dict()
-    s = latest_suggestions(session, [p.id]).get(p.id)
-    view.update(
-        {
-            "content": p.content,
-            "time": p.time,
-            "extra": p.extra,
-            "imported": {"category": p.category, "main_unit": p.main_unit, "co_units": p.co_units},
-            "why": s.explanation if s else {},
-            "duplicates": duplicates_of(session, p),
-            "topics": topics_of(session, p),
-            "decisions": [
-                decision_dict(d, p.pid, p.year)
-                for d in session.scalars(
-                    select(Decision).where(Decision.proposal_id == p.id).order_by(Decision.id)
-                )
-            ],
-        }
-    )
-    return view
-
-
-def duplicates_of(session: Any, p: Proposal, evidence: bool = False) -> list[dict[str, Any]]:
-    """Likely duplicates of ``p`` (this year and earlier), best first, with their handling units."""
-    out = []
-    for pair in pairs_touching(session, p.id):
-        other = session.get(
-            Proposal, pair.proposal_b if pair.proposal_a == p.id else pair.proposal_a
-        )
-        other_view = views(session, [other])[0]
-        item: dict[str, Any] = {
-            "year": other.year,
-            "id": other.pid,
-            "title": other.title,
-            "score": round(pair.score, 4),
-            "kind": pair.kind,
-            "category": other_view.current.get("category"),
-            "main_unit": other_view.current.get("main_unit"),
-            "co_units": other_view.current.get("co_units") or [],
-            "merge_group": other_view.current.get("merge_group"),
-        }
-        if evidence:
-            from model.evidence import pair_evidence
-
-            item["content"] = other.content
-            item["evidence"] = pair_evidence(p.text, other.text)
-        out.append(item)
-    return out
-
-
-def topics_of(session: Any, p: Proposal) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(TopicMatch, Topic)
-        .join(Topic, Topic.id == TopicMatch.topic_row_id)
-        .where(TopicMatch.proposal_id == p.id)
-        .order_by(TopicMatch.rank)
-    )
-    return [{"topic_id": t.topic_id, "topic": t.topic, "score": round(m.score, 4)} for m, t in rows]
-
-
-@router.get("/{year}/{pid}")
+@router.get("/{year}/{pid}", response_model=ProposalDetail, response_model_exclude_unset=True)
 def get_one(year: YearPath, pid: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """One proposal: suggestion, why, duplicates, topics and decisions."""
     return proposal_detail(session, get_proposal(session, year, pid))
 
 
-@router.get("/{year}/{pid}/duplicates")
+@router.get(
+    "/{year}/{pid}/duplicates", response_model=ProposalDuplicates, response_model_exclude_unset=True
+)
 def get_duplicates(
     year: YearPath, pid: str, session: SessionDep, user: CurrentUser
 ) -> dict[str, Any]:
@@ -184,7 +129,9 @@ class DecisionIn(BaseModel):
         return dict(self.previous_value)
 
 
-@router.get("/{year}/{pid}/decisions")
+@router.get(
+    "/{year}/{pid}/decisions", response_model=list[DecisionOut], response_model_exclude_unset=True
+)
 def list_decisions(
     year: YearPath, pid: str, session: SessionDep, user: CurrentUser
 ) -> list[dict[str, Any]]:
@@ -195,7 +142,12 @@ def list_decisions(
     return [decision_dict(d, p.pid, p.year) for d in rows]
 
 
-@router.post("/{year}/{pid}/decisions", status_code=201)
+@router.post(
+    "/{year}/{pid}/decisions",
+    status_code=201,
+    response_model=DecisionMade,
+    response_model_exclude_unset=True,
+)
 def add_decision(
     year: YearPath, pid: str, body: DecisionIn, session: SessionDep, user: WriterUser
 ) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from service.analysis import suggest_texts
 from service.deps import CurrentUser, StateDep
+from service.schemas import SuggestOut
 
 router = APIRouter(prefix="/api", tags=["suggest"])
 
@@ -35,8 +36,8 @@ class SuggestIn(BaseModel):
         return "\n".join(normalize_text(x) for x in (self.title, self.content) if x)
 
 
-@router.post("/suggest")
-def suggest(body: SuggestIn, state: StateDep, user: CurrentUser) -> dict[str, Any]:
+@router.post("/suggest", response_model=SuggestOut, response_model_exclude_unset=True)
+def suggest(body: SuggestIn, state: StateDep, user: CurrentUser) -> SuggestOut:
     """Category, main unit and co-units (calibrated, best first), abstain flags and why."""
     live = state.runtime.current
     if live is None:
@@ -44,9 +45,8 @@ def suggest(body: SuggestIn, state: StateDep, user: CurrentUser) -> dict[str, An
     text = body.joined()
     if not text.strip():
         raise HTTPException(422, "the text is empty after normalisation")
-    row = suggest_texts(live, ["text"], [text], top_k=body.top_k)[0]
-    row.pop("id", None)
+    row: dict[str, Any] = dict(suggest_texts(live, ["text"], [text], top_k=body.top_k)[0])
+    row.pop("id", None)  # the text has no id: it is not stored
     for head in ("category", "main_unit", "co_units"):
-        row[head] = row.get(head, [])[: body.top_k]
-    row["model_version"] = live.version
-    return row
+        row[head] = list(row.get(head) or [])[: body.top_k]
+    return SuggestOut.model_validate({**row, "model_version": live.version})

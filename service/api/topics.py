@@ -8,15 +8,16 @@ from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from service.api.common import YearPath, YearQuery, get_proposal
 from service.deps import CurrentUser, SessionDep, StateDep, WriterUser
-from service.models import Proposal, Topic, TopicMatch
+from service.models import Proposal, Topic
+from service.queries import YearPath, YearQuery, coverage_report, get_proposal, queue_analysis
+from service.schemas import CoverageOut, TopicDecisionOut, TopicOut, TopicsStored, file_response
 from service.uploads import save_upload
 
 router = APIRouter(prefix="/api/topics", tags=["topics"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=TopicsStored, response_model_exclude_unset=True)
 async def upload_topics(
     state: StateDep,
     session: SessionDep,
@@ -28,7 +29,6 @@ async def upload_topics(
     from starlette.concurrency import run_in_threadpool
 
     from model.topics import read_topics
-    from service.api.imports import queue_analysis
     from service.bootstrap import store_topics
 
     path, name = await save_upload(
@@ -59,62 +59,13 @@ async def upload_topics(
     }
 
 
-@router.get("")
+@router.get("", response_model=list[TopicOut], response_model_exclude_unset=True)
 def list_topics(year: YearQuery, session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
     rows = session.scalars(select(Topic).where(Topic.year == year).order_by(Topic.topic_id))
     return [{"topic_id": t.topic_id, "topic": t.topic} for t in rows]
 
 
-def coverage_report(session: Any, year: int, threshold: float | None = None) -> dict[str, Any]:
-    """How many of the year's proposals answer each topic (``model.topics.coverage``).
-
-    A proposal counts as answering a topic when a reviewer confirmed or assigned it, else when
-    the model's score reaches the fitted cut-off (``model.topics.DEFAULT_WEIGHTS.threshold``).
-    """
-    from model.topics import DEFAULT_WEIGHTS, coverage
-    from model.topics import Topic as ModelTopic
-    from model.topics import TopicMatch as ModelMatch
-    from service.topic_review import confirmed_topics
-
-    if threshold is None:
-        threshold = DEFAULT_WEIGHTS.threshold
-    topics = list(session.scalars(select(Topic).where(Topic.year == year).order_by(Topic.topic_id)))
-    by_row = {t.id: t.topic_id for t in topics}
-    props = {p.id: p.pid for p in session.scalars(select(Proposal).where(Proposal.year == year))}
-    ranked: dict[int, list[tuple[str, float]]] = {pid: [] for pid in props}
-    if props:
-        rows = session.scalars(
-            select(TopicMatch)
-            .where(TopicMatch.proposal_id.in_(list(props)))
-            .order_by(TopicMatch.rank)
-        )
-        for m in rows:
-            if m.topic_row_id in by_row:
-                ranked[m.proposal_id].append((by_row[m.topic_row_id], m.score))
-    known = set(by_row.values())
-    confirmed = {
-        props[i]: [t for t in ids if t in known]
-        for i, ids in confirmed_topics(session, list(props)).items()
-    }
-    matches = [
-        ModelMatch(props[i], r, no_topic=not r or r[0][1] < threshold)
-        for i, r in ranked.items()
-        if r
-    ]
-    report = coverage(
-        matches,
-        [ModelTopic(t.topic_id, t.topic) for t in topics],
-        threshold=threshold,
-        confirmed=confirmed,
-    )
-    report["year"] = year
-    report["proposals_not_matched_yet"] = sum(
-        1 for i, r in ranked.items() if not r and props[i] not in confirmed
-    )
-    return report
-
-
-@router.get("/coverage")
+@router.get("/coverage", response_model=CoverageOut, response_model_exclude_unset=True)
 def topic_coverage(year: YearQuery, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """Proposals per topic, topics with none, proposals that answer no topic."""
     return coverage_report(session, year)
@@ -128,7 +79,12 @@ class TopicDecisionIn(BaseModel):
     note: str = Field(default="", max_length=1000)
 
 
-@router.post("/{year}/{pid}", status_code=201)
+@router.post(
+    "/{year}/{pid}",
+    status_code=201,
+    response_model=TopicDecisionOut,
+    response_model_exclude_unset=True,
+)
 def decide_topics(
     year: YearPath, pid: str, body: TopicDecisionIn, session: SessionDep, user: WriterUser
 ) -> dict[str, Any]:
@@ -167,7 +123,11 @@ def topic_assignments(session: Any, year: int) -> list[tuple[str, str, str, str,
     return out
 
 
-@router.get("/{year}/assignments.csv")
+@router.get(
+    "/{year}/assignments.csv",
+    response_class=Response,
+    responses=file_response("text/csv", "proposals and the topics they answer (CSV)"),
+)
 def export_assignments(year: YearPath, session: SessionDep, user: CurrentUser) -> Response:
     """Proposals and the topics they answer (reviewer decisions first), as CSV for Excel."""
     import csv

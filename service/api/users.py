@@ -22,6 +22,7 @@ from service.auth import (
 )
 from service.deps import AdminUser, CurrentUser, SessionDep, StateDep
 from service.models import ApiToken, User
+from service.schemas import TokenCreated, TokenOut, TokenRevoked, UserOut
 
 router = APIRouter(prefix="/api", tags=["users"])
 
@@ -30,7 +31,7 @@ def user_dict(u: User) -> dict[str, Any]:
     return {"username": u.username, "role": u.role, "active": u.active}
 
 
-@router.get("/me")
+@router.get("/me", response_model=UserOut, response_model_exclude_unset=True)
 def me(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The signed-in user; with a session cookie also the CSRF token for API writes."""
     out = user_dict(user)
@@ -60,12 +61,12 @@ def _fail(session: Session, exc: AuthError, status: int = 422) -> HTTPException:
     return HTTPException(status, str(exc))
 
 
-@router.get("/users")
+@router.get("/users", response_model=list[UserOut], response_model_exclude_unset=True)
 def list_users(session: SessionDep, user: AdminUser) -> list[dict[str, Any]]:
     return [user_dict(u) for u in session.scalars(select(User).order_by(User.username))]
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=UserOut, response_model_exclude_unset=True)
 def add_user(body: UserIn, session: SessionDep, user: AdminUser) -> dict[str, Any]:
     try:
         new = create_user(session, body.username, body.password, body.role)
@@ -86,7 +87,9 @@ def _other(session: Session, username: str, admin: User, action: str) -> User:
     return target
 
 
-@router.post("/users/{username}/password")
+@router.post(
+    "/users/{username}/password", response_model=UserOut, response_model_exclude_unset=True
+)
 def reset_password(
     username: str, body: ResetIn, session: SessionDep, user: AdminUser
 ) -> dict[str, Any]:
@@ -100,7 +103,9 @@ def reset_password(
     return user_dict(target)
 
 
-@router.post("/users/{username}/{action}")
+@router.post(
+    "/users/{username}/{action}", response_model=UserOut, response_model_exclude_unset=True
+)
 def manage_user(
     username: str,
     action: Literal["disable", "enable", "revoke"],
@@ -117,7 +122,7 @@ def manage_user(
     return user_dict(target)
 
 
-@router.post("/me/password")
+@router.post("/me/password", response_model=UserOut, response_model_exclude_unset=True)
 def my_password(
     request: Request, body: PasswordIn, session: SessionDep, user: CurrentUser
 ) -> dict[str, Any]:
@@ -137,7 +142,9 @@ class TokenIn(BaseModel):
     days: int | None = Field(default=None, ge=1, le=3650, description="lifetime in days")
 
 
-@router.post("/tokens", status_code=201)
+@router.post(
+    "/tokens", status_code=201, response_model=TokenCreated, response_model_exclude_unset=True
+)
 def new_token(
     body: TokenIn, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> dict[str, str]:
@@ -148,7 +155,7 @@ def new_token(
     return {"token": token}
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=list[TokenOut], response_model_exclude_unset=True)
 def list_tokens(session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
     """The signed-in user's tokens (never the token itself)."""
     rows = session.scalars(
@@ -166,7 +173,9 @@ def list_tokens(session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/tokens/{token_id}/revoke")
+@router.post(
+    "/tokens/{token_id}/revoke", response_model=TokenRevoked, response_model_exclude_unset=True
+)
 def revoke_token(token_id: int, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """Revoke one of the signed-in user's tokens."""
     row = session.get(ApiToken, token_id)

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from service.api.common import OptionalYearQuery, YearPath, get_proposal
-from service.api.duplicates import year_groups
 from service.deps import CurrentUser, FormCsrf, SessionDep, WriterUser
 from service.models import Proposal
 from service.pages.common import render, this_year
+from service.queries import OptionalYearQuery, YearPath, get_proposal, year_groups
 from service.review import DecisionError, record_decision, views
 
 router = APIRouter(include_in_schema=False)

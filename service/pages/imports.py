@@ -8,9 +8,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.imports import submit_import
 from service.deps import CurrentUser, FormCsrf, StateDep, WriterUser
 from service.pages.common import render
+from service.queries import submit_import
 from service.uploads import save_upload
 
 router = APIRouter(include_in_schema=False)

@@ -80,7 +80,7 @@ def analyse(
     request: Request, state: StateDep, user: WriterUser, year: str = Form(default="")
 ) -> Response:
     """Re-run suggestions (for the live model), duplicates and topics of a year."""
-    from service.api.imports import queue_analysis
+    from service.queries import queue_analysis
 
     if not year.isdigit() or not 1900 <= int(year) <= 2100:
         return _page(request, state, user, 422, message=None, error="请选择要重新分析的年度。")

@@ -9,12 +9,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from service.api.common import OptionalYearQuery, YearPath, get_proposal
-from service.api.proposals import duplicates_of, proposal_detail
-from service.api.topics import coverage_report
 from service.deps import CurrentUser, FormCsrf, SessionDep, WriterUser
 from service.models import Proposal
 from service.pages.common import FIELD_TEXT, flash, render, show, this_year
+from service.queries import (
+    OptionalYearQuery,
+    YearPath,
+    coverage_report,
+    duplicates_of,
+    get_proposal,
+    proposal_detail,
+)
 from service.review import SORTS, DecisionError, StaleDecision, queue, record_decision
 from service.topic_review import topic_context
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from service.api.common import YearPath, get_proposal
 from service.deps import FormCsrf, SessionDep, WriterUser
+from service.queries import YearPath, get_proposal
 from service.topic_review import TopicDecisionError, confirmed_topics, record_topics
 
 router = APIRouter(include_in_schema=False)

@@ -10,12 +10,15 @@ import pytest
 from fake_vectors import fake_vectors
 
 from model.topics import (
+    TOPIC_FEATURES,
     Topic,
     TopicWeights,
     coverage,
     coverage_table,
     match_topics,
+    pair_features,
     read_topics,
+    title_of,
     topic_features,
     weights_from_json,
 )
@@ -34,7 +37,9 @@ PROPOSALS = {
 
 # The shipped weights are fitted for e5 cosines (a narrow band near 0.85-0.95); the fake
 # vectors spread over 0-1, so the mechanism is tested with weights suited to them.
-FAKE_WEIGHTS = TopicWeights(coef=(0.0, 20.0, 10.0, 5.0), intercept=-2.0, threshold=0.5)
+FAKE_WEIGHTS = TopicWeights(
+    coef=(0.0, 20.0, 10.0, 5.0, 0.0, 0.0, 0.0), intercept=-2.0, threshold=0.5
+)
 
 
 def _match(**kw):
@@ -102,7 +107,7 @@ def test_no_topic_when_nothing_fits() -> None:
 
 
 def test_threshold_controls_no_topic() -> None:
-    strict = TopicWeights(coef=(0.0, 1.0, 1.0, 1.0), intercept=-10.0, threshold=0.5)
+    strict = TopicWeights(coef=(0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), intercept=-10.0, threshold=0.5)
     matches = _match(weights=strict)
     assert len(matches) == len(PROPOSALS) and all(m.no_topic for m in matches)
 
@@ -110,8 +115,40 @@ def test_threshold_controls_no_topic() -> None:
 def test_topic_features_shape_and_gap() -> None:
     cos = np.array([[0.9, 0.8], [0.85, 0.95]])
     feats = topic_features(cos, np.zeros_like(cos))
-    assert feats.shape == (2, 2, 4)
+    assert feats.shape == (2, 2, len(TOPIC_FEATURES)) == (2, 2, 7)
     assert feats[0, 0, 2] == 0.0 and feats[1, 0, 2] == pytest.approx(-0.1)
+
+
+def test_rank_features_look_from_both_sides() -> None:
+    # Proposal 0's best topic is T0, but for T0 proposal 1 is closer: the topic's side says
+    # proposal 0 is only T0's second-best match.
+    cos = np.array([[0.90, 0.80, 0.70], [0.95, 0.60, 0.50]])
+    feats = topic_features(cos, np.zeros_like(cos))
+    in_proposal = feats[..., TOPIC_FEATURES.index("rank_in_proposal")]
+    in_topic = feats[..., TOPIC_FEATURES.index("rank_in_topic")]
+    assert in_proposal[0].tolist() == [1.0, 0.5, pytest.approx(1 / 3)]
+    assert in_topic[:, 0].tolist() == [0.5, 1.0]
+    assert in_topic[:, 1].tolist() == [1.0, 0.5]
+
+
+def test_context_ranks_a_lone_draft_among_the_year() -> None:
+    # Alone, a draft is every topic's best match; against the year's proposals it is not.
+    cos = np.array([[0.80, 0.90]])
+    alone = topic_features(cos, np.zeros_like(cos))
+    ctx = np.array([[0.95, 0.50], [0.85, 0.60]])
+    ranked = topic_features(cos, np.zeros_like(cos), context_cosines=ctx)
+    k = TOPIC_FEATURES.index("rank_in_topic")
+    assert alone[0, :, k].tolist() == [1.0, 1.0]
+    assert ranked[0, :, k].tolist() == [pytest.approx(1 / 3), 1.0]
+
+
+def test_title_lexical_uses_the_first_line() -> None:
+    assert title_of("\n关于加装电梯的建议\n正文") == "关于加装电梯的建议"
+    texts = ["关于老旧小区加装电梯的建议\n污水治理污水治理污水治理", "关于污水治理的建议\n电梯"]
+    vecs = np.eye(2, 4, dtype=np.float32)
+    feats = pair_features(texts, vecs, ["老旧小区加装电梯"], np.ones((1, 4), np.float32) / 2)
+    title = feats[:, 0, TOPIC_FEATURES.index("title_lexical")]
+    assert title[0] > 0.3 > title[1]
 
 
 def test_coverage_report_counts_and_lists() -> None:
@@ -134,11 +171,12 @@ def test_to_dict_shape() -> None:
 
 def test_weights_from_json(tmp_path: Path) -> None:
     f = tmp_path / "w.json"
-    f.write_text(json.dumps({"coef": [1, 2, 3, 4], "intercept": -1, "threshold": 0.4}))
+    coef = [1, 2, 3, 4, 5, 6, 7]
+    f.write_text(json.dumps({"coef": coef, "intercept": -1, "threshold": 0.4}))
     w = weights_from_json(f)
-    assert w.coef == (1.0, 2.0, 3.0, 4.0) and w.threshold == 0.4
-    f.write_text(json.dumps({"coef": [1], "intercept": 0}))
-    with pytest.raises(ValueError, match="expected 4"):
+    assert w.coef == tuple(float(c) for c in coef) and w.threshold == 0.4
+    f.write_text(json.dumps({"coef": [1, 2, 3, 4], "intercept": 0}))  # the old four features
+    with pytest.raises(ValueError, match="expected 7"):
         weights_from_json(f)
 
 

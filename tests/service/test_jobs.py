@@ -276,3 +276,29 @@ def test_migration_moves_personal_extras_out_of_sight(tmp_path):
     engine.dispose()
     assert json.loads(extra) == {"备注": "重点"}
     assert json.loads(personal) == {"联系电话": "13800000000"}
+
+
+def test_live_workers_sweep_a_killed_workers_jobs_while_running(factory):
+    """The heartbeat also reports other workers' dead jobs: not only at start-up."""
+    from service.jobs import INTERRUPTED, JobRunner
+    from service.models import JobRecord, utcnow
+
+    runner = JobRunner(factory, background=False)
+    runner.start()  # nothing to recover yet
+    with factory() as s, s.begin():
+        # A sibling worker (same machine) killed after this runner started.
+        s.add(
+            JobRecord(
+                kind="import",
+                status="running",
+                worker=f"{runner.host}:{_dead_pid()}:ab",
+                heartbeat_at=utcnow(),
+            )
+        )
+        s.add(JobRecord(kind="import", status="running", worker=runner.worker))
+    runner.beat_once()
+    with factory() as s:
+        rows = {r.worker == runner.worker: r for r in s.scalars(select(JobRecord))}
+    assert rows[False].status == "interrupted"
+    assert rows[False].message == INTERRUPTED["import"]
+    assert rows[True].status == "running"  # this worker's own job is alive

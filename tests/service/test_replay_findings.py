@@ -150,7 +150,7 @@ def test_an_import_and_its_job_outcome_commit_together(service, monkeypatch):
     """kill -9 right after an import committed must not leave its job to be reported as
     interrupted ("nothing stored") while all its rows are stored: on SQLite the job's final
     save could wait behind another import's write transaction for many seconds."""
-    from service.api import imports as api_imports
+    from service import queries
     from service.models import JobRecord, Proposal, User
 
     class Killed(BaseException):
@@ -159,7 +159,7 @@ def test_an_import_and_its_job_outcome_commit_together(service, monkeypatch):
     def killed(*args, **kwargs):
         raise Killed
 
-    monkeypatch.setattr(api_imports, "queue_analysis", killed)
+    monkeypatch.setattr(queries, "queue_analysis", killed)
     state = service.state
     with state.factory() as s:
         user_id = s.scalar(select(User.id).where(User.username == "rev"))
@@ -168,7 +168,7 @@ def test_an_import_and_its_job_outcome_commit_together(service, monkeypatch):
     path.write_bytes(proposals_csv([("K-001", "关于加强城市绿化的建议", "城市绿化公园建设")]))
     job = state.jobs.create("import", user_id)
     with pytest.raises(Killed):
-        api_imports.run_import(state, path, "k.csv", user_id, None, False, job)
+        queries.run_import(state, path, "k.csv", user_id, None, False, job)
     with state.factory() as s:
         assert s.scalar(select(Proposal.pid).where(Proposal.pid == "K-001")) == "K-001"
         row = s.get(JobRecord, job.id)

@@ -65,3 +65,44 @@ def test_long_stages_are_never_silent() -> None:
         time.sleep(1.3)  # one heartbeat tick
     assert said[0] == "  2024 年：查找重复提案"
     assert any("仍在进行" in line for line in said[1:])
+
+
+def test_several_workers_are_refused_on_sqlite(tmp_path: Path, capfd: Any) -> None:
+    from tian.cli import main
+
+    assert main(["serve", "--data-dir", str(tmp_path / "var"), "--workers", "2"]) == 2
+    err = capfd.readouterr().err
+    assert "--workers 2 needs PostgreSQL" in err
+    assert not (tmp_path / "var" / "tian.db").exists()  # refused before touching anything
+
+
+def test_several_workers_start_up_once_then_uvicorn_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations run once in the parent; uvicorn gets an import string and N workers."""
+    import os
+
+    import uvicorn
+
+    import tian.commands.serve as serve
+    from tian.cli import main
+
+    for var in ("TIAN_DB_URL", "TIAN_DATA_DIR", "TIAN_HOST", "TIAN_PORT", "TIAN_SECRET_KEY"):
+        # setenv first so that monkeypatch removes what `serve` exports once the test ends.
+        monkeypatch.setenv(var, "x")
+        monkeypatch.delenv(var)
+    monkeypatch.delenv("TIAN_ENVIRONMENT", raising=False)
+    migrated: list[str] = []
+    runs: list[dict[str, Any]] = []
+    monkeypatch.setattr(serve, "_migrate_once", lambda s: migrated.append(s.database_url))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append({"app": app, **kw}))
+    url = "postgresql+psycopg://tian@127.0.0.1:1/tian"
+    args = ["serve", "--data-dir", str(tmp_path / "var"), "--db", url, "--workers", "3"]
+    assert main([*args, "--port", "8123"]) == 0
+    assert migrated == [url]
+    assert len(runs) == 1
+    assert runs[0]["app"] == "service.app:create_worker_app" and runs[0]["factory"] is True
+    assert runs[0]["workers"] == 3 and runs[0]["port"] == 8123
+    # The workers read the parent's settings from the environment.
+    assert os.environ["TIAN_DB_URL"] == url
+    assert os.environ["TIAN_DATA_DIR"] == str((tmp_path / "var").resolve())

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from model.topics import DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_PATH
-from training.topic_cutoff import cutoff_figures, fit_cutoff, top_k_scores
+from model.topics import DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_PATH, TOPIC_FEATURES, weights_from_json
+from training.topic_cutoff import (
+    calibration_json,
+    cutoff_figures,
+    fit_cutoff,
+    out_of_fold_figures,
+    top_k_scores,
+)
+from training.topic_weights import TopicData, fit_topic_weights
 
 
 def test_fit_finds_the_cut_off_that_separates_unanswered_topics() -> None:
@@ -44,3 +53,78 @@ def test_shipped_cut_off_is_the_fitted_one_and_beats_one_half() -> None:
         half["topics_without_proposal"]["predicted"] - true
     )
     assert fitted["topics_without_proposal"]["f1"] > half["topics_without_proposal"]["f1"]
+
+
+def _separable_data(n: int = 20, m: int = 6) -> TopicData:
+    # Proposal i answers topic i % 4 (topics 4 and 5 get none; every fifth proposal answers
+    # nothing); the first feature is 1 exactly on answered pairs, so a fit can separate them.
+    truth = np.zeros((n, m), dtype=bool)
+    for i in range(n):
+        if i % 5:
+            truth[i, i % 4] = True
+    rng = np.random.RandomState(0)
+    feats = rng.uniform(0, 0.1, size=(n, m, len(TOPIC_FEATURES)))
+    feats[..., 0] += truth
+    return TopicData([f"p{i}" for i in range(n)], [f"T{j}" for j in range(m)], feats, truth)
+
+
+def test_out_of_fold_figures_pool_held_out_decisions() -> None:
+    oof = out_of_fold_figures(_separable_data(), folds=5, seed=0)
+    assert oof["folds"] == 5
+    for name in ("topics_without_proposal", "proposals_without_topic"):
+        assert oof[name]["precision"] == oof[name]["recall"] == 1.0
+    assert oof["topics_without_proposal"]["true"] == 2
+    assert oof["proposals_without_topic"]["true"] == 4
+    with pytest.raises(ValueError, match="at least 5 proposals"):
+        out_of_fold_figures(_separable_data(n=3), folds=5)
+
+
+def test_calibration_json_states_what_it_was_fitted_on() -> None:
+    data = _separable_data()
+    weights, _ = fit_topic_weights(data)
+    content = calibration_json(weights, data, seeds=(0,))
+    assert len(content["coef"]) == len(TOPIC_FEATURES)
+    cut = content["info"]["cutoff"]
+    assert content["threshold"] == cut["at_fitted"]["cutoff"]
+    assert "in-sample" in cut["fitted_on"] and len(cut["out_of_fold"]) == 1
+
+
+def test_shipped_calibration_has_out_of_fold_figures() -> None:
+    data = json.loads(DEFAULT_WEIGHTS_PATH.read_text(encoding="utf-8"))
+    assert len(data["coef"]) == len(TOPIC_FEATURES)
+    folds = data["info"]["cutoff"]["out_of_fold"]
+    assert folds and all("proposals_without_topic" in f for f in folds)
+
+
+def test_tian_fit_topic_weights_writes_the_calibration(
+    tmp_path: Path, tiny_backbone_dir: Path
+) -> None:
+    from tian.cli import main
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    rows = ["提案号,年度,案由,提案内容"]
+    texts = ["加装电梯", "污水治理", "乡村旅游", "电梯补贴", "河道污水", "网约车"]
+    rows += [f"2024-{i:03d},2024,关于{t}的建议,建议{t}{t}" for i, t in enumerate(texts)]
+    (demo / "proposals.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (demo / "topics_2024.csv").write_text(
+        "topic_id,topic\nT1,推进加装电梯\nT2,加强污水治理\nT3,发展低空经济\n", encoding="utf-8"
+    )
+    (demo / "topic_answers.csv").write_text(
+        "topic_id,id\nT1,2024-000\nT1,2024-003\nT2,2024-001\nT2,2024-004\n", encoding="utf-8"
+    )
+    out = tmp_path / "cal.json"
+    argv = ["fit", "topic-weights", "--demo", str(demo), "--base-model", str(tiny_backbone_dir)]
+    assert main([*argv, "--out", str(out)]) == 0
+    written = weights_from_json(out)
+    assert len(written.coef) == len(TOPIC_FEATURES) and 0 < written.threshold < 1
+    # The cut-off alone, for the weights just written.
+    argv[1] = "topic-cutoff"
+    assert main([*argv, "--out", str(out)]) == 0
+    assert weights_from_json(out).coef == written.coef
+
+
+def test_tian_fit_topic_cutoff_names_a_missing_file(tmp_path: Path) -> None:
+    from tian.cli import main
+
+    assert main(["fit", "topic-cutoff", "--demo", str(tmp_path), "--out", str(tmp_path / "c")]) != 0

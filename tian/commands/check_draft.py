@@ -111,7 +111,15 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
                 raise UserError(f"file not found: {args.topics}")
             topics = read_topics(args.topics)
             t_vecs = encoder.encode([t.topic for t in topics], kind="query")
-            m = match_topics(["draft"], [text], vector[None, :], topics, t_vecs, top_k=3)[0]
+            # Rank the draft among the latest past year's proposals for each topic (the
+            # score's rank_in_topic feature); alone it would be every topic's best match.
+            context = None
+            if past:
+                latest = max(p.year or 0 for p in past)
+                context = vecs[[i for i, p in enumerate(past) if (p.year or 0) == latest]]
+            m = match_topics(
+                ["draft"], [text], vector[None, :], topics, t_vecs, top_k=3, context_vectors=context
+            )[0]
             by_id = {t.topic_id: t.topic for t in topics}
             out["topics"] = [
                 {"topic_id": t, "topic": by_id[t], "score": round(s, 4)} for t, s in m.topics

@@ -35,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1; more than one needs a PostgreSQL --db)",
+    )
+    p.add_argument(
         "--import",
         dest="imports",
         type=Path,
@@ -91,13 +98,95 @@ def run(args: argparse.Namespace) -> int:
         # Migration chatter would bury the stage lines and the sign-in (-v shows it).
         logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = settings_from_args(args)
+    workers = int(getattr(args, "workers", 1) or 1)
+    check_workers(workers, settings.database_url)
     try:
         app = create_app(settings)
     except SettingsError as exc:
         raise UserError(str(exc)) from exc
-    sign_in = _prepare(settings, args) if (args.imports or args.topics or args.demo_admin) else None
-    _serve(app, settings, sign_in, verbose=bool(getattr(args, "verbose", False)))
+    verbose = bool(getattr(args, "verbose", False))
+    if args.imports or args.topics or args.demo_admin:
+        sign_in = _prepare(settings, args)
+    else:
+        sign_in = None
+        if workers > 1:
+            _migrate_once(settings)
+    if workers > 1:
+        _serve_workers(settings, workers, sign_in, verbose=verbose)
+    else:
+        _serve(app, settings, sign_in, verbose=verbose)
     return 0
+
+
+def check_workers(workers: int, database_url: str) -> None:
+    """Refuse a worker count the database cannot take (SQLite: one process only)."""
+    if workers < 1:
+        raise UserError(f"--workers {workers}: needs at least 1")
+    if workers > 1 and not database_url.startswith("postgresql"):
+        raise UserError(
+            f"--workers {workers} needs PostgreSQL (--db postgresql+psycopg://...): SQLite "
+            "allows one writer at a time, so it serves with one worker process"
+        )
+
+
+def _migrate_once(settings: Settings) -> None:
+    """Migrations and the start-up sweep of dead jobs, once, before any worker starts."""
+    from service.app import build_state
+
+    _say("opening the database and running migrations")
+    state = build_state(settings)
+    state.jobs.shutdown()
+    state.engine.dispose()
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The ``TIAN_*`` variables that give every worker the parent's settings."""
+    env = {
+        "TIAN_DB_URL": settings.database_url,
+        "TIAN_DATA_DIR": str(Path(settings.data_dir).resolve()),
+        "TIAN_HOST": settings.host,
+        "TIAN_PORT": str(settings.port),
+    }
+    if settings.model_dir is not None:
+        env["TIAN_MODEL_DIR"] = str(Path(settings.model_dir).resolve())
+    return env
+
+
+def _serve_workers(
+    settings: Settings, workers: int, sign_in: tuple[str, str] | None, verbose: bool
+) -> None:
+    """Run ``workers`` uvicorn processes; uvicorn's supervisor restarts any that dies."""
+    import os
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    os.environ.update(worker_environment(settings))
+    address = f"http://{settings.host}:{settings.port}"
+    _say(f"starting {workers} worker processes (each loads the live model) ...")
+
+    def announce() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{address}/healthz", timeout=2).status_code == 200:
+                    _say(banner(address, sign_in))
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=announce, name="tian-banner", daemon=True).start()
+    uvicorn.run(
+        "service.app:create_worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="info" if verbose else "warning",
+    )
 
 
 def _say(message: str) -> None:
