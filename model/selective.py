@@ -5,8 +5,11 @@ joint confidence is the calibrated probability that every head's top suggestion 
 product of the heads' top probabilities, rescaled by a one-dimensional logistic fit (Platt) on
 out-of-fold predictions, because the heads' errors are correlated (a proposal misread for its
 category is often misrouted too). The office sets a target accuracy for unflagged suggestions;
-the threshold is the lowest confidence at which the out-of-fold suggestions above it still
-reach that accuracy. Pure functions over arrays, plus the small dataclass saved in the bundle.
+the threshold is the lowest confidence at which the out-of-fold suggestions above it reach
+that accuracy, by default both as observed (`selective_threshold`) and as their calibrated
+confidence expects (`calibrated_threshold`): each alone let the unflagged fall short of the
+target on fresh rows where the other held (see `fit_review`). Pure functions over arrays, plus
+the small dataclass saved in the bundle.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import numpy as np
 
 __all__ = [
     "NEVER",
+    "RULES",
     "ReviewCalibration",
+    "calibrated_threshold",
     "fit_platt",
     "fit_review",
     "joint_raw",
@@ -31,6 +36,10 @@ __all__ = [
 
 # A threshold above every probability: flag everything (the target cannot be met).
 NEVER = 1.01
+# Fewer out-of-fold rows than this and the Platt fit is left at the identity.
+_MIN_PLATT_ROWS = 20
+# How the review cut may be chosen (see fit_review).
+RULES = ("both", "calibrated", "observed")
 
 
 def joint_raw(probs: Mapping[str, np.ndarray], heads: Sequence[str]) -> np.ndarray:
@@ -55,7 +64,7 @@ def fit_platt(raw: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
     from scipy.optimize import minimize
 
     correct = np.asarray(correct, dtype=np.float64)
-    if len(correct) < 20 or correct.min() == correct.max():
+    if len(correct) < _MIN_PLATT_ROWS or correct.min() == correct.max():
         return 1.0, 0.0
     x = _logit(raw)
 
@@ -84,6 +93,29 @@ def selective_threshold(confidence: np.ndarray, correct: np.ndarray, target: flo
     running = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
     # Rows tied in confidence are all in or all out, so only tie boundaries are valid cuts.
     sorted_conf = confidence[order]
+    boundary = np.append(sorted_conf[1:] < sorted_conf[:-1], True)
+    ok = np.flatnonzero((running >= target) & boundary)
+    if ok.size == 0:
+        return NEVER
+    return float(sorted_conf[ok[-1]])
+
+
+def calibrated_threshold(confidence: np.ndarray, target: float) -> float:
+    """The lowest confidence whose rows at or above it have a mean confidence of at least `target`.
+
+    For calibrated confidences that mean is the expected accuracy of the rows left to the
+    machine. `selective_threshold` reads the observed accuracy instead, which on a hundred-odd
+    out-of-fold rows jumps with each error: one wrong row among the most confident ones holds
+    the cut up for all the rows below it. The calibrated mean uses every row's confidence and
+    no single row's outcome, so it moves smoothly with the cut. `NEVER` when even the most
+    confident row falls short.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if len(confidence) == 0:
+        return NEVER
+    sorted_conf = -np.sort(-confidence, kind="stable")
+    running = np.cumsum(sorted_conf) / np.arange(1, len(sorted_conf) + 1)
+    # Rows tied in confidence are all in or all out, so only tie boundaries are valid cuts.
     boundary = np.append(sorted_conf[1:] < sorted_conf[:-1], True)
     ok = np.flatnonzero((running >= target) & boundary)
     if ok.size == 0:
@@ -130,22 +162,29 @@ class ReviewCalibration:
         target_accuracy: the accuracy unflagged suggestions should reach.
         heads: the single-label heads whose top suggestions make up the joint confidence.
         slope, intercept: Platt scaling of logit(product of the heads' top probabilities).
+        rule: how the threshold was chosen (one of `RULES`): "calibrated" (the unflagged
+            rows' mean calibrated confidence reaches the target), "observed" (their observed
+            accuracy does; also where too few rows or a single outcome leave nothing to
+            calibrate on) or "both" (the higher of the two cuts).
         threshold: joint confidence at or above which no person needs to look (`NEVER`: all).
         head_thresholds: the same cut per head, fitted on that head alone (for the reasons).
         fitted_rows: out-of-fold rows the cut was chosen on.
         expected_flagged: share of those rows flagged at the threshold.
-        expected_accuracy: accuracy of the unflagged ones among them.
+        expected_accuracy: observed accuracy of the unflagged ones among them.
+        expected_confidence: their mean calibrated confidence (the accuracy the cut expects).
     """
 
     target_accuracy: float = 0.95
     heads: list[str] = field(default_factory=list)
     slope: float = 1.0
     intercept: float = 0.0
+    rule: str = "observed"
     threshold: float = NEVER
     head_thresholds: dict[str, float] = field(default_factory=dict)
     fitted_rows: int = 0
     expected_flagged: float | None = None
     expected_accuracy: float | None = None
+    expected_confidence: float | None = None
 
     def confidence(self, probs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Calibrated joint confidence per row."""
@@ -159,16 +198,28 @@ def fit_review(
     probs: Mapping[str, np.ndarray],
     truth: Mapping[str, np.ndarray],
     target_accuracy: float,
+    rule: str = "both",
 ) -> ReviewCalibration:
     """Fit the joint confidence and its threshold on out-of-fold rows.
+
+    A row is right when every head in `probs` (category and main unit; co-units never count)
+    has its top label right. Why "both" by default: on Teddy category training sets of 200
+    rows (six seeds), the test split's unflagged suggestions reached the target 0.95 in one
+    seed with the observed cut and in three with the calibrated one, and 0.98 in three with
+    the observed cut and two with the calibrated one; requiring both reached each target as
+    often as the better rule did. On the demo the calibrated cut alone flags fewer (39% of
+    2024 against 44%, both 98% right), but small training sets are where a cut is least sure.
 
     Args:
         probs: out-of-fold probabilities per single-label head (rows × labels).
         truth: per head the true label index per row, -1 where the row lacks that label.
         target_accuracy: wanted accuracy of unflagged suggestions, in (0, 1).
+        rule: one of `RULES`.
     """
     if not 0 < target_accuracy < 1:
         raise ValueError(f"target accuracy must be between 0 and 1, got {target_accuracy}")
+    if rule not in RULES:
+        raise ValueError(f"review rule must be one of {RULES}, got {rule!r}")
     heads = [h for h in probs if h in truth]
     review = ReviewCalibration(target_accuracy=target_accuracy, heads=heads)
     if not heads:
@@ -187,16 +238,31 @@ def fit_review(
         [np.asarray(probs[h]).argmax(axis=1) == np.asarray(truth[h]) for h in heads], axis=0
     )
     raw = joint_raw({h: np.asarray(probs[h])[keep] for h in heads}, heads)
+    # Nothing to rescale with: the raw product may be far from calibrated, so only the
+    # observed accuracy can choose the cut.
+    review.rule = rule if _platt_can_fit(right[keep]) else "observed"
     review.slope, review.intercept = fit_platt(raw, right[keep])
     conf = review.confidence({h: np.asarray(probs[h])[keep] for h in heads})
-    review.threshold = selective_threshold(conf, right[keep], target_accuracy)
+    observed = selective_threshold(conf, right[keep], target_accuracy)
+    calibrated = calibrated_threshold(conf, target_accuracy)
+    review.threshold = {
+        "observed": observed,
+        "calibrated": calibrated,
+        "both": max(observed, calibrated),
+    }[review.rule]
     unflagged = conf >= review.threshold
     review.fitted_rows = int(keep.sum())
     review.expected_flagged = round(float(1 - unflagged.mean()), 4)
-    review.expected_accuracy = (
-        round(float(right[keep][unflagged].mean()), 4) if unflagged.any() else None
-    )
+    if unflagged.any():
+        review.expected_accuracy = round(float(right[keep][unflagged].mean()), 4)
+        review.expected_confidence = round(float(conf[unflagged].mean()), 4)
     return review
+
+
+def _platt_can_fit(correct: np.ndarray) -> bool:
+    """Whether `fit_platt` has rows to fit on (else it returns the identity)."""
+    correct = np.asarray(correct)
+    return len(correct) >= _MIN_PLATT_ROWS and correct.min() != correct.max()
 
 
 REASONS = {"category": "category_uncertain", "main_unit": "main_unit_uncertain"}

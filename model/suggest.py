@@ -5,7 +5,8 @@ One suggestion per proposal, in the `tian predict` format of DESIGN.md:
     {"id": ..., "category": [{"label", "score"}, ...], "main_unit": [...], "co_units": [...],
      "abstain": {"category": {...}, "main_unit": {...}}}
 
-Lists are best first; scores are calibrated probabilities. For each single-label head the
+Lists are best first; scores are calibrated probabilities. Co-units are only those that clear
+the bundle's calibrated cut (model.co_units; none is common). For each single-label head the
 abstain entry holds the conformal prediction set ("the right label is in this set with
 probability `coverage`") and `flag`: true when that set holds more than one label, i.e. the
 model cannot single out one answer at the promised coverage.
@@ -24,6 +25,7 @@ import numpy as np
 
 from model.bundle import Classifier
 from model.calibration import prediction_sets
+from model.co_units import chosen_co_units
 from model.heads import SINGLE_LABEL_HEADS
 from model.selective import review_block
 
@@ -106,9 +108,20 @@ def suggest(
             }
         co_units: list[Ranked] = []
         if "co_units" in probs:
-            co = ranked(probs["co_units"][i], classifier.labels["co_units"], top_k)
+            co_labels = classifier.labels["co_units"]
             main = heads["main_unit"][0]["label"] if heads.get("main_unit") else None
-            co_units = [c for c in co if c["label"] != main]
+            chosen = chosen_co_units(
+                probs["co_units"][i : i + 1],
+                co_threshold,
+                [co_labels.index(main) if main in co_labels else -1],
+                top_k,
+            )[0]
+            p_co = probs["co_units"][i]
+            co_units = [
+                {"label": co_labels[j], "score": round(float(p_co[j]), 4)}
+                for j in np.argsort(-p_co)
+                if chosen[j]
+            ]
             abstain["co_units"] = {"suggested_above": co_threshold}
         review_row = review_block(
             review, probs, i, {h: a["flag"] for h, a in abstain.items() if "flag" in a}

@@ -22,9 +22,18 @@ plus any `context_vectors` (scoring one draft alone, pass the year's proposal ve
 
 The default weights (`DEFAULT_WEIGHTS`, read from `model/topic_calibration.json`) were fitted
 by `tian fit topic-weights` (training/topic_weights.py) on labelled (proposal, topic) pairs;
-the output is a calibrated probability that the proposal answers the topic. `no_topic` is
-set when no topic reaches `threshold`, the "no topic" cut-off fitted on the same answer key
-(training/topic_cutoff.py) and stored in the same file.
+the output is a calibrated probability that the proposal answers the topic. A ranked topic at
+or above `threshold` (the cut-off fitted on the same answer key by training/topic_cutoff.py,
+stored in the same file) counts as answered: that is what coverage counts per topic.
+
+`no_topic` (the proposal answers no topic) is a proposal-level question, and the pair score
+answers it badly: on the demo, proposals without a topic often have a fairly close topic (a
+lift proposal next to "old estates"), while answered proposals with a plain title score low
+on their right topic. What separates them better is whether the best topic *stands out*:
+`standout_margin`, the gap between the proposal's best and second-best topic in cosines
+standardised on both sides (over the proposal's topics and over the topic's proposals). With
+`no_topic_margin` set, `no_topic` is that margin below the fitted cut; without it (weights
+built by hand), no topic reaching `threshold`.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ __all__ = [
     "match_topics",
     "pair_features",
     "read_topics",
+    "standout_margin",
     "title_of",
     "topic_features",
     "weights_from_json",
@@ -75,12 +85,21 @@ class Topic:
 
 @dataclass(frozen=True)
 class TopicWeights:
-    """Logistic weights over `TOPIC_FEATURES` and the no-topic threshold."""
+    """Logistic weights over `TOPIC_FEATURES`, the answered cut-off and the no-topic rule.
+
+    Attributes:
+        coef, intercept: the logistic weights.
+        threshold: a ranked topic at or above this score counts as answered.
+        info: how the values were fitted, with figures.
+        no_topic_margin: `no_topic` when the proposal's `standout_margin` is below this;
+            None flags proposals no topic reaches `threshold` for instead.
+    """
 
     coef: tuple[float, ...]
     intercept: float
     threshold: float = 0.5
     info: dict[str, Any] = field(default_factory=dict)
+    no_topic_margin: float | None = None
 
 
 DEFAULT_WEIGHTS_PATH = Path(__file__).with_name("topic_calibration.json")
@@ -95,7 +114,16 @@ def weights_from_json(path: Path | str) -> TopicWeights:
     threshold = float(data.get("threshold", 0.5))
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"{path}: threshold must be between 0 and 1, not {threshold}")
-    return TopicWeights(coef, float(data["intercept"]), threshold, dict(data.get("info", {})))
+    margin = data.get("no_topic_margin")
+    if margin is not None and not float(margin) > 0.0:
+        raise ValueError(f"{path}: no_topic_margin must be positive, not {margin}")
+    return TopicWeights(
+        coef,
+        float(data["intercept"]),
+        threshold,
+        dict(data.get("info", {})),
+        None if margin is None else float(margin),
+    )
 
 
 # The shipped weights and "no topic" cut-off, fitted on the demo's labelled topics by
@@ -218,6 +246,36 @@ def topic_features(
     return np.stack([cos, rel, gap, lex, in_proposal, in_topic, title], axis=-1)
 
 
+def standout_margin(
+    cosines: np.ndarray, *, context_cosines: np.ndarray | None = None
+) -> np.ndarray:
+    """How far each proposal's best topic stands out from its second best, shape (n_proposals,).
+
+    Cosines are standardised twice and the two added: over the proposal's topics (is this
+    topic close for this proposal?) and over the topic's proposals, the scored ones plus
+    `context_cosines` (is this proposal close for this topic?). The margin is the best
+    topic's sum minus the second best's. With one topic it is infinite (nothing to compare);
+    with a single proposal and no context, only the proposal's side counts.
+    """
+    cos = np.asarray(cosines, dtype=np.float64)
+    if cos.shape[1] < 2:
+        return np.full(cos.shape[0], np.inf)
+    row = (cos - cos.mean(axis=1, keepdims=True)) / _safe_std(cos, axis=1)
+    pool = cos
+    if context_cosines is not None and len(context_cosines):
+        pool = np.vstack([np.asarray(context_cosines, dtype=np.float64), cos])
+    col = np.zeros_like(cos)
+    if len(pool) > 1:
+        col = (cos - pool.mean(axis=0, keepdims=True)) / _safe_std(pool, axis=0)
+    both = np.sort(row + col, axis=1)
+    return np.asarray(both[:, -1] - both[:, -2])
+
+
+def _safe_std(x: np.ndarray, axis: int) -> np.ndarray:
+    std = x.std(axis=axis, keepdims=True)
+    return np.where(std > 0, std, 1.0)
+
+
 def pair_features(
     proposal_texts: Sequence[str],
     proposal_vectors: np.ndarray,
@@ -265,9 +323,10 @@ def match_topics(
 ) -> list[TopicMatch]:
     """Rank topics for each proposal by calibrated score; flag those no topic fits.
 
-    `context_vectors` are passage vectors of other proposals of the year that are ranked
-    against (the `rank_in_topic` feature) but not scored: pass them when scoring a few
-    proposals or one draft, whose rank among the year's proposals is what the weights expect.
+    `no_topic` follows `weights.no_topic_margin` (see the module docstring). `context_vectors`
+    are passage vectors of other proposals of the year that are ranked and standardised
+    against (`rank_in_topic`, `standout_margin`) but not scored: pass them when scoring a few
+    proposals or one draft, whose place among the year's proposals is what the weights expect.
     """
     if len(proposal_ids) != len(proposal_texts) or len(proposal_ids) != len(proposal_vectors):
         raise ValueError("proposal ids, texts and vectors must have the same length")
@@ -286,12 +345,20 @@ def match_topics(
     )
     z = feats @ np.asarray(weights.coef) + weights.intercept
     probs = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+    if weights.no_topic_margin is None:
+        no_topic = probs.max(axis=1) < weights.threshold
+    else:
+        cos = feats[..., TOPIC_FEATURES.index("cosine")]
+        ctx = None
+        if context_vectors is not None:
+            ctx = np.asarray(context_vectors, np.float32) @ np.asarray(topic_vectors, np.float32).T
+        no_topic = standout_margin(cos, context_cosines=ctx) < weights.no_topic_margin
     k = min(top_k, len(topics))
     out = []
     for i, pid in enumerate(proposal_ids):
         order = np.argsort(-probs[i], kind="stable")[:k]
         ranked = [(topics[j].topic_id, float(probs[i, j])) for j in order]
-        out.append(TopicMatch(pid, ranked, no_topic=ranked[0][1] < weights.threshold))
+        out.append(TopicMatch(pid, ranked, no_topic=bool(no_topic[i])))
     return out
 
 
@@ -303,7 +370,8 @@ def coverage(
     confirmed: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """How many proposals answer each topic (a ranked topic at or above `threshold`, by
-    default the fitted cut-off `DEFAULT_WEIGHTS.threshold`).
+    default the fitted cut-off `DEFAULT_WEIGHTS.threshold`), and which proposals answer none
+    (those flagged `no_topic`; the flag, not the cut-off, is what was fitted for that).
 
     `confirmed` maps a proposal id to the topic ids a reviewer confirmed or assigned (an empty
     list: the reviewer says it answers none); for those proposals the reviewer's word replaces
@@ -322,11 +390,13 @@ def coverage(
     for m in [*matches, *extra]:
         if m.id in confirmed:
             hits = list(confirmed[m.id])
+            answers_none = not hits
         else:
             hits = [tid for tid, s in m.topics if s >= threshold]
+            answers_none = m.no_topic
         for tid in hits:
             answered.setdefault(tid, []).append(m.id)
-        if not hits:
+        if answers_none:
             without.append(m.id)
     rows = [
         {

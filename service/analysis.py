@@ -319,7 +319,11 @@ def match_year_topics(
             for rank, (topic_row, score) in enumerate(m.topics, start=1):
                 session.add(
                     TopicMatch(
-                        proposal_id=int(m.id), topic_row_id=int(topic_row), score=score, rank=rank
+                        proposal_id=int(m.id),
+                        topic_row_id=int(topic_row),
+                        score=score,
+                        rank=rank,
+                        no_topic=m.no_topic,
                     )
                 )
         return {"matched": len(matches)}

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.models import DuplicateGroup, Embedding, Proposal, Topic
 from service.state import AppState
+from service.vector_store import store_for
 
 if TYPE_CHECKING:  # types only: loading them at import would pull in the model stack
     from model.encoder import TextEncoder
@@ -102,25 +103,22 @@ def _similar(
 ) -> list[dict[str, Any]]:
     from model.draft_check import rank_similar
 
-    ids, matrix = _past_vectors(session, encoder.name)
-    if not ids:
+    # Only the shortlist's texts are read: the cosine comes from the process's vector index.
+    hits = store_for(session).nearest(session, encoder.name, vector, SHORTLIST)
+    if not hits.proposal_ids:
         return []
-    row_of = {pid: n for n, pid in enumerate(ids)}
-    # Only the shortlist's texts are read: the cosine comes from the cached vectors.
-    cos = matrix @ vector
-    m = min(SHORTLIST, len(ids))
-    near = np.argpartition(-cos, m - 1)[:m] if m < len(ids) else np.arange(len(ids))
-    near_ids = [ids[i] for i in near]
-    props = {p.id: p for p in session.scalars(select(Proposal).where(Proposal.id.in_(near_ids)))}
-    near_ids = [i for i in near_ids if i in props]
-    shortlist = [props[i] for i in near_ids]
+    props = {
+        p.id: p for p in session.scalars(select(Proposal).where(Proposal.id.in_(hits.proposal_ids)))
+    }
+    keep = [n for n, i in enumerate(hits.proposal_ids) if i in props]
+    shortlist = [props[hits.proposal_ids[n]] for n in keep]
     ranked = rank_similar(
         title,
         content,
         vector,
         [p.title or "" for p in shortlist],
         [p.content or "" for p in shortlist],
-        matrix[[row_of[i] for i in near_ids]] if near_ids else matrix[:0],
+        hits.vectors[keep],
         k=SIMILAR_K,
         shortlist=SHORTLIST,
     )

@@ -268,6 +268,9 @@ class TopicMatch(Base):
     topic_row_id: Mapped[int] = mapped_column(ForeignKey("topics.id"), index=True)
     score: Mapped[float] = mapped_column(Float)
     rank: Mapped[int] = mapped_column(Integer)
+    # The matcher's verdict for the whole proposal (same on each of its rows); None: stored
+    # before the verdict was kept, read as "no topic reaches the cut-off".
+    no_topic: Mapped[bool | None] = mapped_column(Boolean, default=None)
 
 
 class AppendOnlyError(RuntimeError):

@@ -209,6 +209,8 @@ def coverage_report(session: Any, year: int, threshold: float | None = None) -> 
 
     A proposal counts as answering a topic when a reviewer confirmed or assigned it, else when
     the model's score reaches the fitted cut-off (``model.topics.DEFAULT_WEIGHTS.threshold``).
+    Whether it answers none is the matcher's stored verdict (matches stored before the verdict
+    was kept: no topic reaching the cut-off).
     """
     from model.topics import DEFAULT_WEIGHTS, coverage
     from model.topics import Topic as ModelTopic
@@ -221,6 +223,7 @@ def coverage_report(session: Any, year: int, threshold: float | None = None) -> 
     by_row = {t.id: t.topic_id for t in topics}
     props = {p.id: p.pid for p in session.scalars(select(Proposal).where(Proposal.year == year))}
     ranked: dict[int, list[tuple[str, float]]] = {pid: [] for pid in props}
+    verdict: dict[int, bool] = {}  # the matcher's stored "no topic"
     if props:
         rows = session.scalars(
             select(TopicMatch)
@@ -230,13 +233,15 @@ def coverage_report(session: Any, year: int, threshold: float | None = None) -> 
         for m in rows:
             if m.topic_row_id in by_row:
                 ranked[m.proposal_id].append((by_row[m.topic_row_id], m.score))
+                if m.no_topic is not None:
+                    verdict[m.proposal_id] = m.no_topic
     known = set(by_row.values())
     confirmed = {
         props[i]: [t for t in ids if t in known]
         for i, ids in confirmed_topics(session, list(props)).items()
     }
     matches = [
-        ModelMatch(props[i], r, no_topic=not r or r[0][1] < threshold)
+        ModelMatch(props[i], r, no_topic=verdict.get(i, not r or r[0][1] < threshold))
         for i, r in ranked.items()
         if r
     ]

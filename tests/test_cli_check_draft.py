@@ -39,7 +39,7 @@ class BigramEncoder:
 def encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     import tian.commands.dedup as dedup_cmd
 
-    monkeypatch.setattr(dedup_cmd, "load_cli_encoder", lambda args: (BigramEncoder(), None))
+    monkeypatch.setattr(dedup_cmd, "load_cli_encoder", lambda args: BigramEncoder())
 
 
 @pytest.fixture()

@@ -158,9 +158,9 @@ def test_dedup_pairs_encodes_only_the_texts_it_scores(
     encoded: list[str] = []
     real = dedup_cmd.encode_texts
 
-    def spy(encoder, ids, texts, index, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(encoder, ids, texts, **kwargs):  # type: ignore[no-untyped-def]
         encoded.extend(ids)
-        return real(encoder, ids, texts, index, **kwargs)
+        return real(encoder, ids, texts, **kwargs)
 
     monkeypatch.setattr(dedup_cmd, "encode_texts", spy)
     pairs = _write_csv(files["dir"] / "two.csv", [{"id_a": "2024-001", "id_b": "2024-002"}])

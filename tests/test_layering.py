@@ -40,6 +40,25 @@ def test_the_contracts_name_every_layer() -> None:
     assert forbidden[("model",)] == {"service", "training", "tian"}
     assert forbidden[("service",)] == {"training", "tian", "datasets"}
     assert forbidden[("training",)] == {"service", "tian"}
+    assert forbidden[("model", "service", "training")] == {"argparse"}
+
+
+def test_argparse_below_the_command_line_breaks_a_contract(tmp_path: Path) -> None:
+    # The argparse contract is checked from the source: a module in training/ that imports it
+    # fails `lint-imports` (a copy of the package, so the real tree is never touched).
+    import shutil
+
+    for package in ("model", "service", "training", "tian"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pyc"))
+    (tmp_path / "training" / "flags.py").write_text("import argparse\n", encoding="utf-8")
+    shutil.copy(PYPROJECT, tmp_path / "pyproject.toml")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    cli = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run(
+        [str(cli), "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1
+    assert "training.flags -> argparse" in done.stdout
 
 
 def test_layering_contracts_hold() -> None:

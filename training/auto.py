@@ -45,6 +45,7 @@ from model.calibration import (
     sigmoid,
     softmax,
 )
+from model.co_units import chosen_co_units, co_unit_figures, fit_co_unit_threshold
 from model.ensemble import (
     MEMBERS,
     DirectoryPrior,
@@ -58,7 +59,7 @@ from model.ensemble import (
 )
 from model.heads import SINGLE_LABEL_HEADS, has_multi_labels, multi_targets, single_targets
 from model.records import Proposal
-from model.selective import fit_review, risk_coverage
+from model.selective import RULES, fit_review, risk_coverage
 from training.config import BaselineConfig
 from training.transformer import TransformerConfig
 
@@ -75,6 +76,9 @@ class AutoConfig:
         folds: K of the cross-fitting where rows are few.
         many_rows: from this many labelled rows on, one held-out fold instead of K folds.
         target_accuracy: accuracy that unflagged suggestions should reach (the review flag).
+        review_rule: how the review cut meets it (model.selective.RULES): "both" (observed
+            and calibrated accuracy of the unflagged out-of-fold rows), "calibrated" or
+            "observed" alone.
         coverage: target coverage of the conformal prediction sets.
         f1_tolerance: candidates this close to the best F1 compete on log-loss.
         min_transformer_rows: fewer rows than this and the transformer is not tried.
@@ -95,6 +99,7 @@ class AutoConfig:
     folds: int = 5
     many_rows: int = 2000
     target_accuracy: float = 0.95
+    review_rule: str = "both"
     coverage: float = 0.95
     f1_tolerance: float = 0.01
     min_transformer_rows: int = 40
@@ -473,6 +478,8 @@ def fit_auto(
         raise ValueError("no training rows")
     if not 0 < config.target_accuracy < 1:
         raise ValueError(f"target accuracy must be between 0 and 1, not {config.target_accuracy}")
+    if config.review_rule not in RULES:
+        raise ValueError(f"review rule must be one of {RULES}, not {config.review_rule!r}")
     started = time.perf_counter()
     directory = None
     if units is not None:  # the list of current units even where its prior is not tried
@@ -603,22 +610,27 @@ def _calibrate(
         mask = truth["co_units_mask"][held]
         p, t = probs["co_units"][mask], truth["co_units"][held][mask]
         if len(p):
-            calibration.co_unit_threshold = best_threshold(p, t)
-            figures = _multi_metrics(p, t)
-            metrics["co_units"] = {k: figures[k] for k in ("micro_f1", "precision", "recall")}
+            # Fitted on the rule that serves (top three, less the suggested main unit).
+            main = _main_columns(probs, labels, mask)
+            cut = fit_co_unit_threshold(p, t, main)
+            calibration.co_unit_threshold = cut
+            served = co_unit_figures(t, chosen_co_units(p, cut, main))
+            metrics["co_units"] = {k: round(v, 4) for k, v in served.items()} | {"threshold": cut}
         calibration.heads["co_units"] = HeadCalibration(
             weights=plans["co_units"].weights,
             coverage=config.coverage,
             calibration_rows=int(mask.sum()),
             ece_after=binary_calibration_error(p, t) if len(p) else None,
         )
-    review = fit_review(review_probs, review_truth, config.target_accuracy)
+    review = fit_review(review_probs, review_truth, config.target_accuracy, config.review_rule)
     calibration.review = review
     figures: dict[str, Any] = {
         "target_accuracy": config.target_accuracy,
+        "rule": review.rule,
         "threshold": review.threshold,
         "expected_flagged": review.expected_flagged,
         "expected_unflagged_accuracy": review.expected_accuracy,
+        "expected_unflagged_confidence": review.expected_confidence,
     }
     keep = np.all([review_truth[h] >= 0 for h in review_probs], axis=0)
     if keep.any():
@@ -633,6 +645,17 @@ def _calibrate(
         if review.expected_accuracy is not None:
             metrics["review"]["unflagged_accuracy"] = review.expected_accuracy
     return calibration, metrics, figures
+
+
+def _main_columns(
+    probs: dict[str, np.ndarray], labels: dict[str, list[str]], rows: np.ndarray
+) -> np.ndarray | None:
+    """Per row the co-unit column of the suggested main unit (-1: not a co-unit label)."""
+    if "main_unit" not in probs:
+        return None
+    column = {u: j for j, u in enumerate(labels["co_units"])}
+    top = probs["main_unit"][rows].argmax(axis=1)
+    return np.array([column.get(labels["main_unit"][i], -1) for i in top], dtype=int)
 
 
 def _refit(
@@ -731,7 +754,8 @@ def comparison_table(report: dict[str, Any]) -> str:
         acc = review.get("expected_unflagged_accuracy")
         lines.append(
             f"review: target accuracy {review['target_accuracy']:.2f}, joint confidence cut "
-            f"{review['threshold']:.3f}: {review['expected_flagged']:.0%} flagged out of fold, "
+            f"{review['threshold']:.3f} ({review.get('rule', 'observed')}): "
+            f"{review['expected_flagged']:.0%} flagged out of fold, "
             f"unflagged {acc if acc is None else f'{acc:.3f}'} right"
         )
     lines.append("* serves (best F1 within tolerance, then lowest log-loss)")

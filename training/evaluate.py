@@ -20,6 +20,7 @@ from model.calibration import (
     prediction_sets,
     reliability_table,
 )
+from model.co_units import chosen_co_units
 from model.heads import SINGLE_LABEL_HEADS, has_multi_labels, multi_targets, single_targets
 from model.records import Proposal
 from model.selective import joint_raw, risk_coverage
@@ -124,19 +125,34 @@ def multi_label_f1(target: np.ndarray, chosen: np.ndarray) -> dict[str, float]:
 
 
 def multi_head_report(
-    probs: np.ndarray, y_true: Sequence[Sequence[str]], labels: Sequence[str], threshold: float
+    probs: np.ndarray,
+    y_true: Sequence[Sequence[str]],
+    labels: Sequence[str],
+    threshold: float,
+    main: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the multi-label co-unit head: micro/macro F1 at the threshold, ECE per cell."""
+    """Metrics of the multi-label co-unit head, ECE per cell.
+
+    F1, precision and recall are those of the co-units a suggestion names (model.co_units:
+    the top three above the threshold, less the suggested main unit, whose columns `main`
+    gives). True co-units the model never saw are left out of them and counted apart.
+    """
     index = {label: i for i, label in enumerate(labels)}
     target = np.zeros_like(probs)
+    unseen = 0
     for i, units in enumerate(y_true):
         for u in units:
             if u in index:
                 target[i, index[u]] = 1
-    chosen = probs >= threshold
+            else:
+                unseen += 1
+    chosen = chosen_co_units(probs, threshold, main)
     return {
         "rows": int(len(y_true)),
         "rows_with_co_units": int(sum(1 for u in y_true if u)),
+        "true_co_units": int(target.sum()),
+        "unseen_co_units": unseen,
+        "suggested_co_units": int(chosen.sum()),
         **multi_label_f1(target.astype(bool), chosen),
         "ece": binary_calibration_error(probs, target),
         "threshold": threshold,
@@ -176,9 +192,21 @@ def evaluate(
                 [co[i] for i in rows],
                 classifier.labels["co_units"],
                 classifier.calibration.co_unit_threshold,
+                _main_columns(classifier, probs, rows),
             )
     report["review"] = review_report(classifier, probs, proposals)
     return report
+
+
+def _main_columns(
+    classifier: Classifier, probs: dict[str, np.ndarray], rows: Sequence[int]
+) -> np.ndarray | None:
+    """Per row the co-unit column of the suggested main unit (-1: not a co-unit label)."""
+    if "main_unit" not in probs:
+        return None
+    column = {u: j for j, u in enumerate(classifier.labels["co_units"])}
+    top = probs["main_unit"][list(rows)].argmax(axis=1)
+    return np.array([column.get(classifier.labels["main_unit"][i], -1) for i in top], dtype=int)
 
 
 def review_report(
@@ -211,6 +239,7 @@ def review_report(
     if review is not None:
         unflagged = confidence >= review.threshold
         out["threshold"] = review.threshold
+        out["rule"] = review.rule
         out["flagged"] = round(float(1 - unflagged.mean()), 4)
         labelled = keep & unflagged
         out["unflagged_accuracy"] = (

@@ -15,7 +15,6 @@ express without more code than the loop itself.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import random
@@ -105,17 +104,6 @@ class TransformerConfig:
     blend_baseline: bool = True
     probe_c: float = 10.0
     seed: int = 0
-
-
-def transformer_config_from_args(args: argparse.Namespace) -> TransformerConfig:
-    overrides = {
-        "base_model": args.base_model,
-        "epochs": args.epochs,
-        "max_length": args.max_length,
-        "coverage": args.coverage,
-        "seed": args.seed,
-    }
-    return TransformerConfig(**{k: v for k, v in overrides.items() if v is not None})
 
 
 class _Targets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
@@ -24,6 +25,7 @@ from service.review import SORTS, DecisionError, StaleDecision, queue, record_de
 from service.topic_review import topic_context
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 
 
 def years(session: Any) -> list[int]:
@@ -159,9 +161,15 @@ def proposal_context(request: Request, session: Any, p: Proposal) -> dict[str, A
     }
     live = request.app.state.tian.runtime.current
     labels = dict(live.classifier.labels) if live is not None else {}
+    similar = similar_past(session, p)
+    voters = voting_neighbours(live.classifier if live is not None else None, text)
     return {
         "p": detail,
-        "similar": similar_past(session, p),
+        "similar": mark_voters(similar, voters),
+        # Why the list may be empty: no earlier year at all, or vectors not computed yet.
+        "has_past": similar
+        or session.scalar(select(Proposal.id).where(Proposal.year < p.year).limit(1)) is not None,
+        "voters": None if voters is None else _other_voters(session, p, voters, similar),
         "labels": labels,
         "abstain_notes": abstain_notes(detail.get("suggestion")),
         # What the page shows as current: decisions send it back as the value they replace.
@@ -170,6 +178,50 @@ def proposal_context(request: Request, session: Any, p: Proposal) -> dict[str, A
             ensure_ascii=False,
         ),
         "topic_state": topic_context(session, p),
+    }
+
+
+def voting_neighbours(classifier: Any, text: str) -> set[str] | None:
+    """Ids of the past proposals whose labels voted on `text`: the neighbour member's k
+    nearest, where some head of the model is served with that member (else None)."""
+    plans = getattr(classifier, "plans", None) or {}
+    vote = (getattr(classifier, "members", None) or {}).get("neighbours")
+    if vote is None or not any("neighbours" in plan.members for plan in plans.values()):
+        return None
+    try:
+        found = classifier.neighbours(text, k=int(vote.k))
+    except Exception:  # a nicety: never fail the page for it
+        log.exception("neighbour vote lookup failed")
+        return None
+    return {str(n["id"]) for n in found}
+
+
+def mark_voters(similar: list[dict[str, Any]], voters: set[str] | None) -> list[dict[str, Any]]:
+    """Each similar past proposal with "voted": whether it is among `voters` (None: unknown)."""
+    for row in similar:
+        row["voted"] = None if voters is None else row["id"] in voters
+    return similar
+
+
+def _other_voters(
+    session: Any, p: Proposal, voters: set[str], similar: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """How many voted, and the voters the similar list does not show (year and id, to link)."""
+    shown = {row["id"] for row in similar}
+    rest = sorted(voters - shown)
+    found = (
+        session.execute(
+            select(Proposal.year, Proposal.pid).where(
+                Proposal.pid.in_(rest), Proposal.year < p.year
+            )
+        ).all()
+        if rest
+        else []
+    )
+    return {
+        "count": len(voters),
+        "shown": len(voters & shown),
+        "others": [{"year": y, "id": pid} for y, pid in sorted(found)],
     }
 
 

@@ -239,3 +239,16 @@ def test_real_e5_rewording_beats_same_theme_other_matter() -> None:
     rewording, unrelated = score_pool(pool, [(0, 1), (0, 3)])
     assert rewording.kind == "semantic"
     assert rewording.score > unrelated.score
+
+
+def test_batched_cosines_give_the_same_features_as_one_pair_at_a_time() -> None:
+    # The scorer computes the TF-IDF cosines of all pairs in one sparse product.
+    titles = ["关于加装电梯的建议", "关于加装电梯补贴的建议", "关于污水治理的建议", ""]
+    pool = _pool([BASE, NEAR, OTHER, OTHER_PLACE], titles)
+    pairs = [(0, 1), (0, 2), (1, 3), (2, 3), (0, 5)]
+    one_by_one = np.vstack([pair_features(pool, i, j) for i, j in pairs])
+    probs, _ = DuplicateScorer().score(pool, pairs)
+    scorer = DuplicateScorer()
+    expected = scorer.floored(one_by_one, scorer.probabilities(one_by_one))
+    np.testing.assert_allclose(probs, expected, rtol=1e-9)
+    assert one_by_one[:, FEATURE_NAMES.index("char_tfidf")].max() > 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from model.topics import (
     match_topics,
     pair_features,
     read_topics,
+    standout_margin,
     title_of,
     topic_features,
     weights_from_json,
@@ -151,6 +153,65 @@ def test_title_lexical_uses_the_first_line() -> None:
     assert title[0] > 0.3 > title[1]
 
 
+def test_standout_margin_is_zero_for_a_tie_and_large_for_a_clear_best() -> None:
+    # Proposal 0 is close to T0 only; proposal 1 is equally close to T1 and T2, and T1 and T2
+    # are alike for every proposal: nothing stands out for it.
+    cos = np.array([[0.95, 0.70, 0.70], [0.60, 0.90, 0.90], [0.70, 0.75, 0.75]])
+    margin = standout_margin(cos)
+    assert margin[1] == pytest.approx(0.0)
+    assert margin[0] > 1.0
+    assert standout_margin(cos[:, :1]).tolist() == [np.inf] * 3  # one topic: nothing to compare
+
+
+def test_standout_margin_counts_the_topics_side() -> None:
+    # For the draft alone, T0 and T1 are equally far above its mean. Among the year's
+    # proposals, everyone is close to T0 and nobody to T1: for T1 the draft stands out.
+    draft = np.array([[0.80, 0.80, 0.50]])
+    year = np.array([[0.90, 0.40, 0.60], [0.85, 0.45, 0.55]])
+    assert standout_margin(draft)[0] == pytest.approx(0.0)
+    assert standout_margin(draft, context_cosines=year)[0] > 1.0
+
+
+def _margin_weights(margin: float) -> TopicWeights:
+    # Threshold 0.01: every proposal reaches it, so the cut-off rule would flag none.
+    return TopicWeights(FAKE_WEIGHTS.coef, FAKE_WEIGHTS.intercept, 0.01, no_topic_margin=margin)
+
+
+def test_margin_rule_decides_no_topic() -> None:
+    # "between" is as close to T1 as to T2, from both sides (T1 and T2 mirror each other).
+    ids, texts = ["on_t1", "on_t2", "between"], ["电梯", "污水", "电梯污水"]
+    pvecs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.7, 0.7, 0.0]], np.float32)
+    tvecs = np.eye(3, dtype=np.float32)
+    matches = match_topics(ids, texts, pvecs, TOPICS, tvecs, weights=_margin_weights(0.5))
+    assert [m.no_topic for m in matches] == [False, False, True]
+    # Without a margin, the cut-off decides, and every proposal reaches 0.01.
+    plain = replace(_margin_weights(0.5), no_topic_margin=None)
+    assert not any(
+        m.no_topic for m in match_topics(ids, texts, pvecs, TOPICS, tvecs, weights=plain)
+    )
+
+
+def test_coverage_lists_flagged_proposals_and_counts_topics_by_cut_off() -> None:
+    from model.topics import TopicMatch
+
+    matches = [
+        TopicMatch("a", [("T1", 0.9)], no_topic=False),
+        TopicMatch("b", [("T2", 0.6)], no_topic=True),  # flagged, though T2 reaches the cut
+        TopicMatch("c", [("T3", 0.1)], no_topic=False),
+    ]
+    report = coverage(matches, TOPICS, threshold=0.5, confirmed={"c": []})
+    assert report["proposals_without_topic"] == ["b", "c"]
+    assert report["topics_without_proposals"] == ["T3"]
+
+
+def test_shipped_no_topic_rule_is_the_fitted_margin() -> None:
+    from model.topics import DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_PATH
+
+    data = json.loads(DEFAULT_WEIGHTS_PATH.read_text(encoding="utf-8"))
+    fitted = data["info"]["no_topic"]["at_fitted"]["cutoff"]
+    assert DEFAULT_WEIGHTS.no_topic_margin == data["no_topic_margin"] == fitted > 0
+
+
 def test_coverage_report_counts_and_lists() -> None:
     matches = _match(top_k=3)
     report = coverage(matches, TOPICS, threshold=0.5)
@@ -175,6 +236,12 @@ def test_weights_from_json(tmp_path: Path) -> None:
     f.write_text(json.dumps({"coef": coef, "intercept": -1, "threshold": 0.4}))
     w = weights_from_json(f)
     assert w.coef == tuple(float(c) for c in coef) and w.threshold == 0.4
+    assert w.no_topic_margin is None
+    f.write_text(json.dumps({"coef": coef, "intercept": -1, "no_topic_margin": 0.3}))
+    assert weights_from_json(f).no_topic_margin == 0.3
+    f.write_text(json.dumps({"coef": coef, "intercept": -1, "no_topic_margin": 0}))
+    with pytest.raises(ValueError, match="no_topic_margin must be positive"):
+        weights_from_json(f)
     f.write_text(json.dumps({"coef": [1, 2, 3, 4], "intercept": 0}))  # the old four features
     with pytest.raises(ValueError, match="expected 7"):
         weights_from_json(f)

@@ -286,3 +286,43 @@ def test_reviewer_topics_replace_matches_on_coverage_and_export(service: Any) ->
         headers=api_csrf(service.client_for("view")),
     )
     assert r.status_code == 403
+
+
+def test_coverage_follows_the_matchers_stored_no_topic_verdict(service: Any) -> None:
+    # "No topic" is the matcher's proposal-level verdict (its standout margin), stored with the
+    # matches: a proposal whose best score clears the cut-off can still answer no topic, and
+    # one below it can answer one. Rows without a verdict keep the cut-off rule.
+    from model.topics import DEFAULT_WEIGHTS
+    from model.topics import Topic as ModelTopic
+    from service.bootstrap import store_topics
+    from service.models import Topic, TopicMatch
+
+    ids = add_proposals(service.state, ROWS)
+    with service.state.factory() as s, s.begin():
+        store_topics(s, 2024, [ModelTopic("T01", "河湖治理")])
+    high, low = DEFAULT_WEIGHTS.threshold + 0.05, DEFAULT_WEIGHTS.threshold - 0.05
+    with service.state.factory() as s, s.begin():
+        row = s.query(Topic).one().id
+        for pid, score, verdict in (
+            ("B-001", high, True),
+            ("B-002", low, False),
+            ("B-003", low, None),
+        ):
+            s.add(
+                TopicMatch(
+                    proposal_id=ids[pid], topic_row_id=row, score=score, rank=1, no_topic=verdict
+                )
+            )
+    report = service.client_for("rev").get("/api/topics/coverage?year=2024").json()
+    assert report["proposals_without_topic"] == ["B-001", "B-003"]
+
+
+def test_an_empty_similar_list_says_why(service: Any) -> None:
+    # No earlier year imported is not "analysis pending".
+    add_proposals(service.state, ROWS)
+    rev = service.client_for("rev")
+    page = rev.get("/proposals/2024/B-001").text
+    assert "尚未导入往年提案" in page and "尚未完成文本分析" not in page
+    add_proposals(service.state, [("P-001", "关于河湖治理的建议", "河湖治理")], year=2023)
+    page = rev.get("/proposals/2024/B-001").text
+    assert "往年提案尚未完成文本分析" in page

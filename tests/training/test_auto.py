@@ -310,3 +310,26 @@ def test_a_handful_of_rows_with_unique_labels_still_trains(toy_proposals):
         1,
         len(model.labels["category"]),
     )
+
+
+def test_co_unit_cut_is_fitted_on_the_served_rule_and_suggestions_clear_it(toy_proposals):
+    from model.co_units import CUTS
+
+    model, report = fit_auto(toy_proposals, AutoConfig(members=("baseline",), folds=3))
+    cut = model.calibration.co_unit_threshold
+    assert cut in CUTS
+    co = report["metrics"]["co_units"]
+    assert co["threshold"] == cut and 0 <= co["precision"] <= 1 and 0 <= co["recall"] <= 1
+    texts = [p.text for p in toy_proposals]
+    rows = suggest(model, [p.id for p in toy_proposals], texts)
+    probs = model.predict_proba(texts)["co_units"]
+    labels = model.labels["co_units"]
+    for row, p in zip(rows, probs, strict=True):
+        main = row["main_unit"][0]["label"]
+        named = [c["label"] for c in row["co_units"]]
+        assert main not in named and len(named) <= 3
+        assert all(c["score"] >= cut for c in row["co_units"])
+        # Every unit that clears the cut is named, up to three (the main unit aside).
+        above = [u for u, x in zip(labels, p, strict=True) if x >= cut and u != main]
+        assert len(named) == min(3, len(above))
+        assert row["abstain"]["co_units"]["suggested_above"] == cut

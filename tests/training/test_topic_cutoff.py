@@ -12,7 +12,9 @@ from model.topics import DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_PATH, TOPIC_FEATURES, 
 from training.topic_cutoff import (
     calibration_json,
     cutoff_figures,
+    data_margins,
     fit_cutoff,
+    fit_margin_cutoff,
     out_of_fold_figures,
     top_k_scores,
 )
@@ -37,6 +39,37 @@ def test_fit_finds_the_cut_off_that_separates_unanswered_topics() -> None:
     assert cutoff_figures(scores, truth, 0.5)["topics_without_proposal"]["predicted"] == 4
 
 
+def test_fit_margin_cutoff_picks_the_best_f1_cut() -> None:
+    # Flagging below 0.2 finds 1 of 2 (F1 0.67); below 0.325, 1 of 2 flagged right (0.5);
+    # below 0.575, both with one false alarm (0.8, the best); below 0.85, both of 4 (0.67).
+    margins = np.array([0.1, 0.3, 0.35, 0.8, 0.9])
+    answered = np.array([False, True, False, True, True])
+    fitted = fit_margin_cutoff(margins, answered)
+    assert fitted["cutoff"] == 0.575
+    assert fitted["proposals_without_topic"] == {
+        "predicted": 3,
+        "true": 2,
+        "precision": 0.6667,
+        "recall": 1.0,
+        "f1": 0.8,
+    }
+
+
+@pytest.mark.parametrize(
+    ("margins", "answered", "message"),
+    [
+        ([0.1, 0.2], [True, True], "both with and without"),
+        ([0.1, 0.1, 0.1], [True, False, True], "two distinct"),
+        ([0.1, 0.2], [True], "same length"),
+    ],
+)
+def test_fit_margin_cutoff_rejects_what_it_cannot_fit(
+    margins: list[float], answered: list[bool], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        fit_margin_cutoff(np.array(margins), np.array(answered))
+
+
 def test_top_k_keeps_what_the_service_stores() -> None:
     probs = np.array([[0.1, 0.4, 0.3, 0.2]])
     assert top_k_scores(probs, 2).tolist() == [[0.0, 0.4, 0.3, 0.0]]
@@ -55,9 +88,22 @@ def test_shipped_cut_off_is_the_fitted_one_and_beats_one_half() -> None:
     assert fitted["topics_without_proposal"]["f1"] > half["topics_without_proposal"]["f1"]
 
 
+def test_shipped_no_topic_figures_are_those_of_the_margin_rule() -> None:
+    data = json.loads(DEFAULT_WEIGHTS_PATH.read_text(encoding="utf-8"))
+    at_fitted = data["info"]["cutoff"]["at_fitted"]
+    margin = data["info"]["no_topic"]["at_fitted"]
+    assert DEFAULT_WEIGHTS.no_topic_margin == data["no_topic_margin"] == margin["cutoff"]
+    assert at_fitted["proposals_without_topic"] == margin["proposals_without_topic"]
+    # Kept because it found more proposals without a topic than the cut-off rule did.
+    by_cutoff = at_fitted["proposals_without_topic_by_cutoff"]
+    assert margin["proposals_without_topic"]["f1"] > by_cutoff["f1"]
+
+
 def _separable_data(n: int = 20, m: int = 6) -> TopicData:
     # Proposal i answers topic i % 4 (topics 4 and 5 get none; every fifth proposal answers
-    # nothing); the first feature is 1 exactly on answered pairs, so a fit can separate them.
+    # nothing); the first feature (the cosine) is 1 exactly on answered pairs, so a fit can
+    # separate them. A proposal that answers nothing sits halfway between topics 4 and 5,
+    # so no topic stands out for it: its standout margin is near zero.
     truth = np.zeros((n, m), dtype=bool)
     for i in range(n):
         if i % 5:
@@ -65,6 +111,7 @@ def _separable_data(n: int = 20, m: int = 6) -> TopicData:
     rng = np.random.RandomState(0)
     feats = rng.uniform(0, 0.1, size=(n, m, len(TOPIC_FEATURES)))
     feats[..., 0] += truth
+    feats[~truth.any(axis=1), 4:, 0] += 0.5
     return TopicData([f"p{i}" for i in range(n)], [f"T{j}" for j in range(m)], feats, truth)
 
 
@@ -87,6 +134,23 @@ def test_calibration_json_states_what_it_was_fitted_on() -> None:
     cut = content["info"]["cutoff"]
     assert content["threshold"] == cut["at_fitted"]["cutoff"]
     assert "in-sample" in cut["fitted_on"] and len(cut["out_of_fold"]) == 1
+    # The no-topic margin separates this data; its figures are the proposals' figures.
+    margin = content["no_topic_margin"]
+    assert margin == content["info"]["no_topic"]["at_fitted"]["cutoff"]
+    flagged = data_margins(data) < margin
+    assert flagged.tolist() == (~data.truth.any(axis=1)).tolist()
+    assert cut["at_fitted"]["proposals_without_topic"]["f1"] == 1.0
+
+
+def test_calibration_json_without_proposals_lacking_a_topic_keeps_the_cut_off_rule() -> None:
+    data = _separable_data()
+    truth = data.truth.copy()
+    truth[~truth.any(axis=1), 0] = True
+    data = TopicData(data.proposal_ids, data.topic_ids, data.features, truth)
+    weights, _ = fit_topic_weights(data)
+    content = calibration_json(weights, data, seeds=(0,))
+    assert "no_topic_margin" not in content
+    assert content["info"]["no_topic"]["at_fitted"]["cutoff"] is None
 
 
 def test_shipped_calibration_has_out_of_fold_figures() -> None:

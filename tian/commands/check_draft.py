@@ -75,14 +75,13 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     if past or args.topics:
         from tian.commands.dedup import encode_texts, load_cli_encoder
 
-        encoder, index = load_cli_encoder(args)
+        encoder = load_cli_encoder(args)
         vector = np.asarray(encoder.encode([text], kind="passage")[0], dtype=np.float32)
         if past:
             vecs = encode_texts(
                 encoder,
                 [p.id for p in past],
                 [p.text for p in past],
-                index,
                 progress=not args.no_progress,
             )
             ranked = rank_similar(

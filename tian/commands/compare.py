@@ -46,14 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_model(spec: str, root: str | None) -> Path:
-    """A bundle folder as given, else a version (or 'live') in the model registry."""
+def resolve_model(spec: str, root: str | None) -> tuple[Path, str | None]:
+    """A bundle folder as given, else a version (or 'live') in the model registry; with the
+    registry's name for it (None for a folder), which ``tian models add --version`` may have
+    given in place of the manifest's."""
     from model.registry import ModelRegistry, RegistryError
     from tian.commands.models import default_root
 
     path = Path(spec)
     if (path / "manifest.json").is_file():
-        return path
+        return path, None
     registry = ModelRegistry(Path(root) if root else default_root())
     try:
         entry = registry.live() if spec == "live" else registry.get(spec)
@@ -61,24 +63,27 @@ def resolve_model(spec: str, root: str | None) -> Path:
         raise UserError(f"{spec} is neither a bundle folder nor a registry version: {exc}") from exc
     if entry is None:
         raise UserError(f"no live model in {registry.root}; promote one with `tian models promote`")
-    return entry.path
+    return entry.path, entry.version
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.aliases import AliasError, load_aliases
-    from model.bundle import load_classifier, write_json
-    from tian.commands.common import read_inputs
-    from training.compare import compare_models
-
     if len(args.model) != 2:
         raise UserError(f"give --model exactly twice (OLD then NEW), got {len(args.model)}")
-    # Every path is checked before anything slow is loaded.
+    # Every path is checked before anything slow is imported or loaded (the imports below
+    # bring in torch and scikit-learn: seconds on a busy machine).
     for path in args.data:
         if not Path(path).is_file():
             raise UserError(f"{path}: no such file")
     if args.aliases and args.aliases.lower() != "none" and not Path(args.aliases).is_file():
         raise UserError(f"--aliases {args.aliases}: no such file")
-    paths = [resolve_model(m, args.root) for m in args.model]
+    resolved = [resolve_model(m, args.root) for m in args.model]
+    paths = [path for path, _ in resolved]
+
+    from model.aliases import AliasError, load_aliases
+    from model.bundle import load_classifier, write_json
+    from tian.commands.common import read_inputs
+    from training.compare import compare_models
+
     proposals = read_inputs(args.data)
     old, new = (load_classifier(p) for p in paths)
     years = sorted({p.year for p in proposals if p.year is not None})
@@ -98,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = compare_models(old, new, test, aliases=aliases, history=history)
     report["models"] = {
-        name: _describe(path) for name, path in zip(("old", "new"), paths, strict=True)
+        name: _describe(path, version)
+        for name, (path, version) in zip(("old", "new"), resolved, strict=True)
     }
     report["data"] = {"files": list(args.data), "years": sorted(chosen)}
     if args.out:
@@ -122,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(path: Path) -> dict:
+def _describe(path: Path, version: str | None = None) -> dict:
     from model.bundle import read_manifest
 
     m = read_manifest(path)
@@ -130,7 +136,7 @@ def _describe(path: Path) -> dict:
     return {
         "path": str(path),
         "kind": m.get("kind"),
-        "version": m.get("version"),
+        "version": version or m.get("version"),
         "created": m.get("created"),
         "training_years": sorted(data.get("years") or {}),
         "training_rows": data.get("rows"),

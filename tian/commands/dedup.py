@@ -14,16 +14,14 @@ from tian.errors import UserError
 
 def add_encoder_args(parser: argparse.ArgumentParser) -> None:
     """Encoder options shared by `dedup` and `topics`."""
-    parser.add_argument("--model", type=Path, help="model bundle folder (its base_model and index)")
+    parser.add_argument("--model", type=Path, help="model bundle folder (its base_model)")
     parser.add_argument("--base-model", help="encoder: 'e5-small' (default) or a HF model folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def load_cli_encoder(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The encoder named by --base-model or the bundle's manifest, and the bundle's index if any."""
-
+def load_cli_encoder(args: argparse.Namespace) -> Any:
+    """The encoder named by --base-model, else by the --model bundle's manifest."""
     base_model = args.base_model
-    index = None
     if args.model is not None:
         manifest_path = args.model / "manifest.json"
         if not manifest_path.is_file():
@@ -41,37 +39,26 @@ def load_cli_encoder(args: argparse.Namespace) -> tuple[Any, Any]:
                 and (args.model / base_model).exists()
             ):
                 base_model = str(args.model / base_model)
-        if (args.model / "index").is_dir():
-            from model.index import VectorIndex
-
-            index = VectorIndex.load(args.model / "index")
     from model.encoder import load_encoder
 
     try:
-        encoder = load_encoder(base_model)
+        return load_encoder(base_model)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    if index is not None:
-        try:
-            index.check_encoder(encoder.name)
-        except ValueError:
-            index = None  # vectors from another encoder must never mix with these
-    return encoder, index
 
 
 def encode_texts(
     encoder: Any,
     ids: list[str],
     texts: list[str],
-    index: Any,
     *,
     kind: str = "passage",
     progress: bool = True,
 ) -> Any:
-    """Passage vectors for texts, reusing vectors the index already holds for the same text."""
+    """Vectors for texts in order; identical texts are encoded once."""
     from model.index import encode_with_cache
 
-    return encode_with_cache(encoder, ids, texts, index, kind=kind, progress=progress)
+    return encode_with_cache(encoder, ids, texts, None, kind=kind, progress=progress)
 
 
 def register(subparsers: Any) -> None:
@@ -152,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             raise UserError(f"{args.pairs}: ids not in {args.data}: {shown}")
-    encoder, index = load_cli_encoder(args)
+    encoder = load_cli_encoder(args)
     # Scoring given pairs encodes only their texts; the whole file still gives the corpus
     # statistics (rarity, TF-IDF), which need no encoder.
     needed = {x for pair in given for x in pair} if given is not None else None
@@ -161,7 +148,6 @@ def run(args: argparse.Namespace) -> int:
         encoder,
         [everything[i].id for i in rows],
         [everything[i].text for i in rows],
-        index,
         progress=not args.no_progress,
     )
     vectors = np.zeros((len(everything), encoded.shape[1]), dtype=np.float32)

@@ -72,11 +72,18 @@ def summary_table(report: dict) -> str:
                 )
             )
         else:
+            suggested = (
+                f"; {r['suggested_co_units']} suggested at cut {r['threshold']:.2f}, "
+                f"{r['true_co_units']} true"
+                if "suggested_co_units" in r
+                else ""
+            )
             lines.append(
                 f"  {head:<10} micro-F1 {r['micro_f1']:.3f}  macro-F1 {r['macro_f1']:.3f}  "
                 f"precision {r.get('precision', float('nan')):.3f}  "
                 f"recall {r.get('recall', float('nan')):.3f}  "
-                f"ECE {r['ece']:.3f}  ({r['rows_with_co_units']} of {r['rows']} rows have co-units)"
+                f"ECE {r['ece']:.3f}  ({r['rows_with_co_units']} of {r['rows']} rows have "
+                f"co-units{suggested})"
             )
     review = report.get("review") or {}
     for name, r in list(review.get("heads", {}).items()) + [("joint", review.get("joint"))]:
@@ -89,7 +96,8 @@ def summary_table(report: dict) -> str:
     if review.get("flagged") is not None:
         acc = review.get("unflagged_accuracy")
         lines.append(
-            f"  review flag (target {review['target_accuracy']:.2f}): {review['flagged']:.0%} "
+            f"  review flag (target {review['target_accuracy']:.2f}, cut {review['threshold']:.3f}, "
+            f"rule {review.get('rule', 'observed')}): {review['flagged']:.0%} "
             f"flagged, unflagged {'n/a' if acc is None else f'{acc:.3f}'} right"
         )
     if report.get("plots"):

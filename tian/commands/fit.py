@@ -105,17 +105,28 @@ def run_dedup_scorer(args: argparse.Namespace) -> int:
         encoder = load_encoder(args.base_model)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    pairs = ds.read_labelled_pairs(pairs_path)
-    cal = ds.fit_dedup_scorer(
-        pairs,
-        messages,
-        encoder,
-        cache=args.cache,
-        demo=args.demo,
-        c=c,
-        precision=precision,
-        progress=not args.no_progress,
-    )
+    try:
+        pairs = ds.read_labelled_pairs(pairs_path)
+        # Teddy's messages are read verbatim, as the shipped calibration was fitted; an
+        # office's file is read as `tian dedup --data` reads it.
+        texts = ds.read_pair_texts(messages, raw_messages=args.teddy is not None)
+    except (ValueError, KeyError) as exc:
+        raise UserError(str(exc)) from exc
+    try:
+        cal = ds.fit_dedup_scorer(
+            pairs,
+            texts,
+            encoder,
+            fitted_on=f"{len(pairs)} labelled pairs of {Path(messages).name}",
+            cache=args.cache,
+            demo=args.demo,
+            c=c,
+            precision=precision,
+            progress=not args.no_progress,
+        )
+    except ValueError as exc:  # too few pairs of a class, ids not in the file
+        raise UserError(str(exc)) from exc
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     cal.save(args.out)
     recall = cal.info["out_of_fold_recall_at_threshold"]
     print(  # noqa: T201
@@ -190,7 +201,9 @@ def _write_topic_calibration(args: argparse.Namespace, weights: Any, data: Any) 
             f"{label}: topics without a proposal P {t['precision']:.2f} R {t['recall']:.2f}; "
             f"proposals without a topic P {p['precision']:.2f} R {p['recall']:.2f}"
         )
-    print(f"cut-off {content['threshold']:.4f}; wrote {args.out}")  # noqa: T201
+    margin = content.get("no_topic_margin")
+    rule = f", no-topic margin {margin:.4f}" if margin is not None else ""
+    print(f"cut-off {content['threshold']:.4f}{rule}; wrote {args.out}")  # noqa: T201
 
 
 def run_topic_weights(args: argparse.Namespace) -> int:

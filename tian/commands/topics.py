@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
         years = f" for year(s) {', '.join(map(str, args.years))}" if args.years else ""
         raise UserError(f"{args.data}: no proposals{years}")
 
-    encoder, index = load_cli_encoder(args)
+    encoder = load_cli_encoder(args)
     ids = [p.id for p in proposals]
     texts = [p.text for p in proposals]
     progress = not args.no_progress
-    p_vecs = encode_texts(encoder, ids, texts, index, kind="passage", progress=progress)
+    p_vecs = encode_texts(encoder, ids, texts, kind="passage", progress=progress)
     t_vecs = encoder.encode([t.topic for t in topics], kind="query", progress=progress)
     matches = match_topics(ids, texts, p_vecs, topics, t_vecs, top_k=args.top_k, weights=weights)
 

@@ -7,9 +7,12 @@ import logging
 import sys
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tian.errors import UserError
+
+if TYPE_CHECKING:
+    from training.transformer import TransformerConfig
 
 log = logging.getLogger("tian.train")
 
@@ -102,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         from training.auto import AutoConfig, comparison_table, fit_auto
-        from training.transformer import transformer_config_from_args
 
         tconfig = transformer_config_from_args(args)
         if args.epochs is None:
@@ -130,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         settings = vars(config) | {}
         base_model = None
     else:
-        from training.transformer import fit_transformer, transformer_config_from_args
+        from training.transformer import fit_transformer
 
         tconfig = transformer_config_from_args(args)
         classifier = fit_transformer(proposals, tconfig)
@@ -185,3 +187,17 @@ def _apply_aliases(proposals: list, option: str | None) -> tuple[list, dict | No
         "renamed": summary["renamed"],
         "split_rows": {name: s["rows"] for name, s in summary["split"].items()},
     }
+
+
+def transformer_config_from_args(args: argparse.Namespace) -> TransformerConfig:
+    """The transformer's settings: the defaults, overridden by the flags the user gave."""
+    from training.transformer import TransformerConfig
+
+    overrides = {
+        "base_model": args.base_model,
+        "epochs": args.epochs,
+        "max_length": args.max_length,
+        "coverage": args.coverage,
+        "seed": args.seed,
+    }
+    return TransformerConfig(**{k: v for k, v in overrides.items() if v is not None})
