@@ -4,42 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from tests.model.fake_vectors import BigramEncoder
 from tian.cli import main
 
 SCHOOL = "市第三中学食堂价格偏高，学生意见较大。建议：一是加强学校食堂监管；二是公开成本。"
 RIVER = "白河县城区污水管网老化，雨季污水直排白河。建议：一是排查管网；二是实施雨污分流改造。"
 
 
-class BigramEncoder:
-    """e5's narrow cosine band over hashed character bigrams: copies near 1, others near 0.9.
-
-    The random tiny backbone gives every pair a cosine near 1, which says nothing.
-    """
-
-    name = "bigram-test"
-    dim = 65
-
-    def encode(self, texts: list[str], *, kind: str = "passage", **_: object) -> np.ndarray:
-        bags = np.zeros((len(texts), self.dim - 1), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for i in range(len(text) - 1):
-                bags[row, zlib.crc32(text[i : i + 2].encode()) % (self.dim - 1)] += 1.0
-        bags /= np.maximum(np.linalg.norm(bags, axis=1, keepdims=True), 1e-9)
-        common = np.full((len(texts), 1), np.sqrt(0.89), dtype=np.float32)
-        return np.hstack([common, np.sqrt(0.11) * bags]).astype(np.float32)
-
-
 @pytest.fixture()
 def encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     import tian.commands.dedup as dedup_cmd
 
-    monkeypatch.setattr(dedup_cmd, "load_cli_encoder", lambda args: BigramEncoder())
+    monkeypatch.setattr(dedup_cmd, "load_cli_encoder", lambda args: BigramEncoder(dim=65))
 
 
 @pytest.fixture()

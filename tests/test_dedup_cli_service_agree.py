@@ -17,52 +17,10 @@ from pathlib import Path
 import pytest
 
 from model.records import Proposal, read_proposals, write_proposals
-from tests.model.fake_vectors import e5_like_vectors
+from tests.model.fake_vectors import BigramEncoder
 from tian.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = [
-    "道路",
-    "交通",
-    "停车",
-    "学校",
-    "医院",
-    "河道",
-    "污染",
-    "社区",
-    "养老",
-    "农村",
-    "供水",
-    "公交",
-    "垃圾",
-    "电梯",
-    "绿地",
-    "物业",
-    "菜市场",
-    "夜市",
-    "消防",
-    "食品",
-    "安全",
-    "就业",
-    "培训",
-    "托育",
-    "文旅",
-    "老旧小区",
-    "排水",
-    "路灯",
-    "快递",
-    "充电桩",
-]
-
-
-class BigramEncoder:
-    """`e5_like_vectors` behind the `TextEncoder` protocol."""
-
-    name = "bigram-test"
-    dim = 1025  # wide enough that whole proposals' bigram bags do not all collide
-
-    def encode(self, texts, *, kind="passage", **_):  # type: ignore[no-untyped-def]
-        return e5_like_vectors(list(texts), dim=self.dim - 1)
 
 
 @pytest.fixture(autouse=True)
@@ -129,7 +87,12 @@ def _agree(tmp_path: Path, records: list[Proposal], year: int) -> dict:
     (tmp_path / "cli").mkdir()
     (tmp_path / "service").mkdir()
     cli = _cli_groups(tmp_path / "cli", records, year)
-    service = _service_groups(tmp_path / "service", records, year, BigramEncoder())
+    # The service stores what an import reads from the same files (normalised text).
+    read = [
+        *read_proposals(tmp_path / "cli" / "earlier.csv"),
+        *read_proposals(tmp_path / "cli" / "this.csv"),
+    ]
+    service = _service_groups(tmp_path / "service", read, year, BigramEncoder())
     assert cli == service
     return cli
 
@@ -141,14 +104,20 @@ def test_demo_2024_gives_the_same_groups(tmp_path: Path) -> None:
 
 
 def _synthetic_year(n: int, earlier: int, seed: int = 0) -> list[Proposal]:
-    """`n` proposals of 2024 and `earlier` of 2023; every tenth of 2024 is a near-copy of an
-    earlier proposal (a few characters changed), some of those copied again."""
+    """`n` proposals of 2024 and `earlier` of 2023, each three random sentences of the demo's
+    proposals (real wording, so that unrelated ones share little); every tenth of 2024 is a
+    near-copy of an earlier proposal (its end reworded), some of those copied again."""
+    import re
+
     rng = random.Random(seed)
+    demo = read_proposals(ROOT / "data" / "demo" / "proposals.csv")
+    sentences = sorted(
+        {x for p in demo for x in re.split(r"(?<=[。；！？])", p.content) if len(x) > 8}
+    )
+    titles = sorted({p.title for p in demo})
 
     def text() -> tuple[str, str]:
-        theme = rng.sample(WORDS, 3)
-        body = "".join(rng.choice(WORDS) for _ in range(30))
-        return f"关于{theme[0]}{theme[1]}{theme[2]}问题的建议", body
+        return rng.choice(titles), "".join(rng.sample(sentences, 3))
 
     out = [Proposal(id=f"P23-{i:05d}", year=2023, title=t, content=c) for i, (t, c) in
            enumerate(text() for _ in range(earlier))]  # fmt: skip

@@ -27,3 +27,20 @@ def e5_like_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
     bags = fake_vectors(texts, dim)
     common = np.full((len(texts), 1), np.sqrt(0.89), dtype=np.float32)
     return np.hstack([common, np.sqrt(0.11) * bags]).astype(np.float32)
+
+
+class BigramEncoder:
+    """`e5_like_vectors` behind the `TextEncoder` protocol, for commands that load an encoder.
+
+    The random tiny backbone gives every pair of texts a cosine near 1, which says nothing
+    about duplicates or topics; this one keeps copies near 1 and others near 0.9. ``dim`` is wide
+    enough that whole proposals' bigram bags do not all collide.
+    """
+
+    name = "bigram-test"
+
+    def __init__(self, dim: int = 1025) -> None:
+        self.dim = dim
+
+    def encode(self, texts, *, kind="passage", **_):  # type: ignore[no-untyped-def]
+        return e5_like_vectors(list(texts), dim=self.dim - 1)

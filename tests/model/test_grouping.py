@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from model.grouping import group_pairs
 
 
@@ -67,3 +70,39 @@ def test_group_ids_name_the_representative_and_largest_come_first() -> None:
     # The same matter keeps its id when an unrelated group is added.
     more = group_pairs([*pairs, ("p", "q", 0.95)])
     assert groups[0].group_id in {g.group_id for g in more}
+
+
+def _greedy_average_linkage(n: int, scores: np.ndarray, min_link: float) -> set[frozenset[int]]:
+    """The definition, step by step: join the two clusters of highest mean score while it is
+    at least `min_link` (cubic; a reference for small n)."""
+    clusters = [[i] for i in range(n)]
+    while len(clusters) > 1:
+        best, pair = -1.0, None
+        for x in range(len(clusters)):
+            for y in range(x + 1, len(clusters)):
+                mean = float(np.mean([scores[a, b] for a in clusters[x] for b in clusters[y]]))
+                if mean > best:
+                    best, pair = mean, (x, y)
+        if best < min_link or pair is None:
+            break
+        x, y = pair
+        clusters[x] += clusters.pop(y)
+    return {frozenset(c) for c in clusters}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_average_linkage_makes_the_greedy_merges(seed: int) -> None:
+    from model.grouping import _average_linkage
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 14))
+    # Two or three planted tight groups in noise, so both merging and stopping happen.
+    labels = rng.integers(0, 3, size=n)
+    scores = rng.uniform(0.0, 0.6, size=(n, n))
+    scores[labels[:, None] == labels[None, :]] += 0.35
+    scores = np.triu(scores, 1) + np.triu(scores, 1).T
+    members = [f"p{i}" for i in range(n)]
+    got = _average_linkage(members, lambda a, b: scores[int(a[1:]), int(b[1:])], 0.7)
+    assert {frozenset(int(m[1:]) for m in c) for c in got} == _greedy_average_linkage(
+        n, scores, 0.7
+    )
