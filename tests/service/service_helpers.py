@@ -159,3 +159,23 @@ def live_server(tmp_path: Path, bundle: Path | None, encoder: str) -> Iterator[t
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+def wait_until_healthy(proc: Any, base: str, stop: Any, timeout: float = 60.0) -> None:
+    """Poll ``base``/healthz until the server process ``proc`` answers; ``stop(proc)`` and fail
+    if it exits or the time runs out."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise AssertionError("the service did not start")
+        time.sleep(0.2)

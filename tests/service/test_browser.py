@@ -77,6 +77,21 @@ def _wait(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Non
         time.sleep(0.1)
 
 
+def download_assignments(browser: Any) -> list[tuple[Any, ...]]:
+    """Press the queue's 交办 export and read the downloaded workbook's rows back."""
+    from openpyxl import load_workbook
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.ID, "export-assignments").click()
+    _wait(
+        lambda: any(p.suffix == ".xlsx" for p in browser.downloads.iterdir()),
+        what="the downloaded export",
+    )
+    path = next(p for p in browser.downloads.iterdir() if p.suffix == ".xlsx")
+    _wait(lambda: path.stat().st_size > 0, what="the download to finish")
+    return list(load_workbook(io.BytesIO(path.read_bytes())).active.iter_rows(values_only=True))
+
+
 def sign_in(browser: Any, base: str, user: str = "rev") -> None:
     """Sign in on the sign-in page and wait until the queue is shown (not the sign-in page)."""
     from selenium.webdriver.common.by import By
@@ -94,7 +109,6 @@ def sign_in(browser: Any, base: str, user: str = "rev") -> None:
 def test_review_flow_in_chromium(
     browser: Any, tmp_path: Path, baseline_bundle: Path, tiny_backbone_dir: Path
 ) -> None:
-    from openpyxl import load_workbook
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -144,14 +158,7 @@ def test_review_flow_in_chromium(
 
         # Download the 交办 list from the queue and read it back.
         browser.get(f"{base}/queue?year=2024")
-        browser.find_element(By.ID, "export-assignments").click()
-        _wait(
-            lambda: any(p.suffix == ".xlsx" for p in browser.downloads.iterdir()),
-            what="the downloaded export",
-        )
-        path = next(p for p in browser.downloads.iterdir() if p.suffix == ".xlsx")
-        _wait(lambda: path.stat().st_size > 0, what="the download to finish")
-        rows = list(load_workbook(io.BytesIO(path.read_bytes())).active.iter_rows(values_only=True))
+        rows = download_assignments(browser)
         by_id = {r[0]: r for r in rows[1:]}
         assert suggested in by_id["A-001"]
         assert other in by_id["A-002"]

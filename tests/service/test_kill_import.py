@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_helpers import PASSWORD, free_port
+from service_helpers import PASSWORD, free_port, wait_until_healthy
 
 ROWS = 12000
 
@@ -75,17 +75,8 @@ def _serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         cwd=Path(__file__).resolve().parents[2],
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the service did not start")
-        time.sleep(0.1)
+    wait_until_healthy(proc, base, lambda p: p.kill())
+    return proc, base
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

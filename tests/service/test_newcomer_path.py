@@ -10,14 +10,21 @@ screenshot of each page is saved there, for a check by eye.
 from __future__ import annotations
 
 import base64
-import io
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from service_helpers import live_server, proposals_csv
-from test_browser import CHROMIUM, DRIVER, _text, _wait, browser, sign_in  # noqa: F401
+from test_browser import (  # noqa: F401
+    CHROMIUM,
+    DRIVER,
+    _text,
+    _wait,
+    browser,
+    download_assignments,
+    sign_in,
+)
 from test_browser_ux import ENGLISH, _visible_text
 
 pytestmark = [
@@ -113,7 +120,6 @@ def test_newcomer_path_in_chromium(
     baseline_bundle: Path,
     tiny_backbone_dir: Path,
 ) -> None:
-    from openpyxl import load_workbook
     from selenium.webdriver.common.by import By
 
     good, bad = tmp_path / "2024年提案.csv", tmp_path / "有错的提案.csv"
@@ -177,14 +183,7 @@ def test_newcomer_path_in_chromium(
         assert len(shown) == 12 and not any(p.startswith("M-") for p in shown)
 
         # Export the 交办 list: every reviewed label and every imported co-unit is in it.
-        browser.find_element(By.ID, "export-assignments").click()
-        _wait(
-            lambda: any(p.suffix == ".xlsx" for p in browser.downloads.iterdir()),
-            what="the downloaded export",
-        )
-        path = next(p for p in browser.downloads.iterdir() if p.suffix == ".xlsx")
-        _wait(lambda: path.stat().st_size > 0, what="the download to finish")
-        rows = list(load_workbook(io.BytesIO(path.read_bytes())).active.iter_rows(values_only=True))
+        rows = download_assignments(browser)
         assert rows[0][:5] == ("提案号", "案由", "类别", "主办单位", "协办单位")
         by_id = {r[0]: r for r in rows[1:]}
         assert set(by_id) == {f"N-{i:03d}" for i in range(1, 13)}

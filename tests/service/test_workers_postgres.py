@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_helpers import PASSWORD, free_port
+from service_helpers import PASSWORD, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.postgres
 ROWS = 12000
@@ -83,17 +83,8 @@ def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         start_new_session=True,  # one process group: the test stops parent and workers
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            raise AssertionError("the service did not start")
-        time.sleep(0.2)
+    wait_until_healthy(proc, base, _stop)
+    return proc, base
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
